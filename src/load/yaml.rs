@@ -1,0 +1,402 @@
+//! Builds positioned document trees from saphyr-parser's events.
+//!
+//! The event parser never expands aliases itself, so every safety bound is enforced here: nesting
+//! depth, the number of nodes that aliases may copy (a "billion laughs" file stops at the bound, in
+//! bounded memory), and duplicate keys (an error: the second value silently winning is how typos slip
+//! through). YAML 1.1 merge keys (`<<: *base`), which Kubernetes manifests use, are honoured.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
+
+use super::Problem;
+use super::node::{Entry, Node, Scalar, Value};
+use crate::diag::{Code, Pos, Span};
+
+/// Limits that keep hostile input cheap.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Deepest nesting of collections.
+    pub max_depth: usize,
+    /// Most nodes that alias expansion may copy in one file.
+    pub max_alias_nodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 64,
+            max_alias_nodes: 100_000,
+        }
+    }
+}
+
+/// One document of a stream: its root (None when the document is empty) and where it starts.
+#[derive(Debug)]
+pub struct RawDocument<'a> {
+    pub index: usize,
+    pub root: Option<Node<'a>>,
+    pub start: Pos,
+}
+
+/// The documents of one file, and the problems met while reading it. Documents completed before a
+/// syntax error are kept, so one bad document does not hide the diagnostics of the others.
+#[derive(Debug, Default)]
+pub struct Stream<'a> {
+    pub documents: Vec<RawDocument<'a>>,
+    pub problems: Vec<Problem>,
+}
+
+pub fn pos(m: saphyr_parser::Marker) -> Pos {
+    Pos {
+        line: saturate(m.line()),
+        column: saturate(m.col() + 1),
+    }
+}
+
+fn saturate(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn span(s: saphyr_parser::Span) -> Span {
+    Span {
+        start: pos(s.start),
+        end: pos(s.end),
+    }
+}
+
+enum Frame<'a> {
+    Seq {
+        items: Vec<Node<'a>>,
+        start: Pos,
+        anchor: usize,
+    },
+    Map {
+        entries: Vec<Entry<'a>>,
+        key: Option<(Cow<'a, str>, Span)>,
+        merges: Vec<Node<'a>>,
+        start: Pos,
+        anchor: usize,
+        skip_value: bool,
+    },
+}
+
+struct Builder<'a> {
+    limits: Limits,
+    stack: Vec<Frame<'a>>,
+    anchors: HashMap<usize, (Node<'a>, usize)>,
+    alias_nodes: usize,
+    root: Option<Node<'a>>,
+    problems: Vec<Problem>,
+    document: usize,
+}
+
+/// Why a file stopped being read.
+struct Fatal;
+
+/// Parses every document in `src`.
+pub fn parse_stream(src: &str, limits: Limits) -> Stream<'_> {
+    let mut parser = Parser::new_from_str(src);
+    let mut b = Builder {
+        limits,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        alias_nodes: 0,
+        root: None,
+        problems: Vec::new(),
+        document: 0,
+    };
+    let mut documents = Vec::new();
+    let mut doc_start = Pos { line: 1, column: 1 };
+    loop {
+        let (event, ev_span) = match parser.next_event() {
+            None => break,
+            Some(Ok(pair)) => pair,
+            Some(Err(e)) => {
+                b.problems.push(scan_problem(&e, b.document));
+                break;
+            }
+        };
+        match event {
+            Event::StreamStart | Event::Nothing => {}
+            Event::StreamEnd => break,
+            Event::DocumentStart(_) => {
+                doc_start = pos(ev_span.start);
+                b.stack.clear();
+                b.anchors.clear();
+                b.root = None;
+            }
+            Event::DocumentEnd => {
+                documents.push(RawDocument {
+                    index: b.document,
+                    root: b.root.take(),
+                    start: doc_start,
+                });
+                b.document += 1;
+            }
+            other => {
+                if b.event(other, span(ev_span)).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    Stream {
+        documents,
+        problems: b.problems,
+    }
+}
+
+fn scan_problem(e: &ScanError, document: usize) -> Problem {
+    let at = pos(*e.marker());
+    let info = e.info();
+    let (code, message, help) = if info.contains("tab") {
+        (
+            Code::TabIndent,
+            "a tab character is used for indentation".to_string(),
+            Some("YAML allows only spaces for indentation; replace the tab with spaces".to_string()),
+        )
+    } else {
+        (Code::YamlSyntax, format!("invalid YAML: {info}"), None)
+    };
+    Problem {
+        code,
+        span: Some(Span::point(at)),
+        message,
+        help,
+        document: Some(document),
+        field: None,
+    }
+}
+
+impl<'a> Builder<'a> {
+    fn event(&mut self, event: Event<'a>, at: Span) -> Result<(), Fatal> {
+        match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let mut plain = style == ScalarStyle::Plain;
+                if let Some(tag) = tag {
+                    match (tag.handle.as_str(), tag.suffix.as_str()) {
+                        ("tag:yaml.org,2002:" | "!!", "str") => plain = false,
+                        ("tag:yaml.org,2002:" | "!!", "int" | "float" | "bool" | "null") => {}
+                        _ => self.unsupported_tag(&tag.handle, &tag.suffix, at),
+                    }
+                }
+                let node = Node {
+                    value: Value::Scalar(Scalar { text, plain }),
+                    span: at,
+                };
+                self.complete(node, anchor)
+            }
+            Event::SequenceStart(anchor, tag) => {
+                self.check_collection_tag(tag.as_deref(), "seq", at);
+                self.open(
+                    Frame::Seq {
+                        items: Vec::new(),
+                        start: at.start,
+                        anchor,
+                    },
+                    at,
+                )
+            }
+            Event::MappingStart(anchor, tag) => {
+                self.check_collection_tag(tag.as_deref(), "map", at);
+                self.open(
+                    Frame::Map {
+                        entries: Vec::new(),
+                        key: None,
+                        merges: Vec::new(),
+                        start: at.start,
+                        anchor,
+                        skip_value: false,
+                    },
+                    at,
+                )
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some(frame) = self.stack.pop() else { return Ok(()) };
+                match frame {
+                    Frame::Seq { items, start, anchor } => {
+                        let node = Node {
+                            value: Value::Seq(items),
+                            span: Span { start, end: at.end },
+                        };
+                        self.complete(node, anchor)
+                    }
+                    Frame::Map {
+                        mut entries,
+                        merges,
+                        start,
+                        anchor,
+                        ..
+                    } => {
+                        merge_into(&mut entries, merges);
+                        let node = Node {
+                            value: Value::Map(entries),
+                            span: Span { start, end: at.end },
+                        };
+                        self.complete(node, anchor)
+                    }
+                }
+            }
+            Event::Alias(id) => {
+                let Some((node, count)) = self.anchors.get(&id) else {
+                    self.problems.push(Problem::at(
+                        Code::AliasLimit,
+                        at,
+                        "this alias names no anchor defined before it",
+                        self.document,
+                    ));
+                    return Err(Fatal);
+                };
+                self.alias_nodes += count;
+                if self.alias_nodes > self.limits.max_alias_nodes {
+                    self.problems.push(
+                        Problem::at(
+                            Code::AliasLimit,
+                            at,
+                            format!(
+                                "aliases expand to more than {} nodes in this file",
+                                self.limits.max_alias_nodes
+                            ),
+                            self.document,
+                        )
+                        .with_help(
+                            "rule files do not need deep alias chains; this looks like a \"billion laughs\" document",
+                        ),
+                    );
+                    return Err(Fatal);
+                }
+                let mut copy = node.clone();
+                copy.span = at;
+                self.complete(copy, 0)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn open(&mut self, frame: Frame<'a>, at: Span) -> Result<(), Fatal> {
+        if self.stack.len() >= self.limits.max_depth {
+            self.problems.push(Problem::at(
+                Code::TooDeep,
+                at,
+                format!("nesting is deeper than {} levels", self.limits.max_depth),
+                self.document,
+            ));
+            return Err(Fatal);
+        }
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    fn unsupported_tag(&mut self, handle: &str, suffix: &str, at: Span) {
+        self.problems.push(
+            Problem::at(
+                Code::UnsupportedYaml,
+                at,
+                format!("the tag `{handle}{suffix}` is not supported in rule files"),
+                self.document,
+            )
+            .with_help("remove the tag; values are read as plain YAML"),
+        );
+    }
+
+    fn check_collection_tag(&mut self, tag: Option<&saphyr_parser::Tag>, expected: &str, at: Span) {
+        if let Some(tag) = tag {
+            let core = matches!(tag.handle.as_str(), "tag:yaml.org,2002:" | "!!");
+            if !(core && tag.suffix == expected) {
+                self.unsupported_tag(&tag.handle, &tag.suffix, at);
+            }
+        }
+    }
+
+    /// Places a finished node in its parent (or as the document's root).
+    fn complete(&mut self, node: Node<'a>, anchor: usize) -> Result<(), Fatal> {
+        if anchor != 0 {
+            let count = count_nodes(&node);
+            self.anchors.insert(anchor, (node.clone(), count));
+        }
+        let document = self.document;
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
+            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Map {
+                entries,
+                key,
+                merges,
+                skip_value,
+                ..
+            }) => match key.take() {
+                None => match node.value {
+                    Value::Scalar(s) => *key = Some((s.text, node.span)),
+                    _ => {
+                        self.problems.push(Problem::at(
+                            Code::UnsupportedYaml,
+                            node.span,
+                            "a mapping key must be a string, not a list or mapping",
+                            document,
+                        ));
+                        *key = Some((Cow::Borrowed(""), node.span));
+                        *skip_value = true;
+                    }
+                },
+                Some((k, key_span)) => {
+                    if std::mem::take(skip_value) {
+                        return Ok(());
+                    }
+                    if k == "<<" {
+                        merges.push(node);
+                        return Ok(());
+                    }
+                    if let Some(first) = entries.iter().find(|e| e.key == k) {
+                        let first_line = first.key_span.start.line;
+                        self.problems.push(
+                            Problem::at(Code::DuplicateKey, key_span, format!("duplicate key `{k}`"), document).with_help(format!(
+                                "`{k}` is already set on line {first_line}; YAML parsers disagree on which value wins, so remove one"
+                            )),
+                        );
+                        return Ok(());
+                    }
+                    entries.push(Entry {
+                        key: k,
+                        key_span,
+                        value: node,
+                    });
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+/// Applies `<<` merge keys: entries of the merged mappings that the mapping does not set itself.
+fn merge_into<'a>(entries: &mut Vec<Entry<'a>>, merges: Vec<Node<'a>>) {
+    for merge in merges {
+        let sources = match merge.value {
+            Value::Map(m) => vec![m],
+            Value::Seq(items) => items
+                .into_iter()
+                .filter_map(|n| match n.value {
+                    Value::Map(m) => Some(m),
+                    _ => None,
+                })
+                .collect(),
+            Value::Scalar(_) => Vec::new(),
+        };
+        for source in sources {
+            for entry in source {
+                if !entries.iter().any(|e| e.key == entry.key) {
+                    entries.push(entry);
+                }
+            }
+        }
+    }
+}
+
+fn count_nodes(node: &Node<'_>) -> usize {
+    match &node.value {
+        Value::Scalar(_) => 1,
+        Value::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        Value::Map(entries) => 1 + entries.iter().map(|e| 1 + count_nodes(&e.value)).sum::<usize>(),
+    }
+}

@@ -1,0 +1,36 @@
+//! Object metadata, as Kubernetes and Istio's config store kept it.
+
+use serde::{Deserialize, Serialize};
+
+use super::common::StringMap;
+
+/// The namespace a rule lands in when neither the file nor `-n` names one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<StringMap>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<StringMap>,
+    /// Set by the store: its revision at the object's last change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub creation_timestamp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+}
+
+impl Metadata {
+    pub fn namespace_or_default(&self) -> &str {
+        self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+    }
+}

@@ -1,0 +1,253 @@
+//! Validation: Istio's semantics for each kind, applied to typed objects, reported with positions.
+//!
+//! `check_resource` works on an object alone and names problems by field path, so the config store
+//! can reuse it for objects that arrive as JSON; `check_file` runs the loader and the checks over a
+//! file and places every problem at its line and column.
+
+pub mod checker;
+pub mod common;
+pub mod destination_policy;
+pub mod egress_rule;
+pub mod render;
+pub mod route_rule;
+
+use std::sync::Arc;
+
+use checker::{Checker, Finding};
+
+use crate::diag::{Code, Diagnostic, ObjectRef, Severity, Span};
+use crate::load::path::{self, Seg};
+use crate::load::{self, Counts, LoadOptions, Problem, RuleDocument};
+use crate::model::{Kind, Resource, Spec};
+
+/// Checks one object's metadata and spec. Paths are relative to the object.
+pub fn check_resource(r: &Resource) -> Vec<Finding<'_>> {
+    let mut c = Checker::default();
+    let m = &r.metadata;
+    match m.name.as_deref() {
+        None | Some("") => {
+            c.at("metadata", |c| {
+                c.missing("name", "metadata.name is required")
+                    .help("every rule needs a name, e.g. `name: reviews-v3`");
+            });
+        }
+        Some(name) => c.at("metadata", |c| {
+            c.at("name", |c| common::check_dns_label(c, "name", name))
+        }),
+    }
+    c.at("metadata", |c| {
+        c.opt("namespace", m.namespace.as_ref(), |c, ns| {
+            common::check_dns_label(c, "namespace", ns)
+        });
+        c.opt("labels", m.labels.as_ref(), |c, l| common::check_labels(c, l));
+        c.opt("annotations", m.annotations.as_ref(), |c, a| {
+            for key in a.keys() {
+                c.at(key, |c| {
+                    if let Some(problem) = common::label_key_problem(key) {
+                        c.error_key(Code::InvalidLabel, problem.replace("label key", "annotation key"));
+                    }
+                });
+            }
+        });
+    });
+    c.at("spec", |c| match &r.spec {
+        Spec::RouteRule(s) => route_rule::check(c, s),
+        Spec::EgressRule(s) => egress_rule::check(c, s),
+        Spec::DestinationPolicy(s) => destination_policy::check(c, s),
+    });
+    c.findings
+}
+
+/// Where a rule was defined, for the cross-file "defined twice" warning.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    pub file: Arc<str>,
+    pub span: Span,
+    pub document: usize,
+    pub snippet: Option<String>,
+}
+
+/// What checking one file found.
+#[derive(Debug, Default)]
+pub struct FileReport {
+    pub diagnostics: Vec<Diagnostic>,
+    pub counts: Counts,
+    pub definitions: Vec<Definition>,
+    /// The valid objects, in file order (only those without errors).
+    pub resources: Vec<Resource>,
+}
+
+/// Loads and checks one file's contents.
+pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileReport {
+    let mut report = FileReport::default();
+    let src = match load::decode(bytes) {
+        Ok(s) => s,
+        Err(p) => {
+            report.diagnostics.push(diagnostic(file, None, p, ObjectRef::default()));
+            return report;
+        }
+    };
+    let lines = LineIndex::new(src);
+    let stream = load::yaml::parse_stream(src, opts.limits);
+    let mut problems = stream.problems.clone();
+    let documents = load::rule_documents(&stream, opts, &mut problems, &mut report.counts);
+    for p in problems {
+        report
+            .diagnostics
+            .push(diagnostic(file, Some(&lines), p, ObjectRef::default()));
+    }
+    for doc in &documents {
+        let object = object_ref(doc);
+        if let (Some(name), Some(span)) = (object.name.clone(), name_span(doc)) {
+            report.definitions.push(Definition {
+                kind: doc.kind,
+                namespace: object
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| crate::model::meta::DEFAULT_NAMESPACE.to_string()),
+                name,
+                file: file.clone(),
+                span,
+                document: doc.index,
+                snippet: lines.line(span.start.line).map(str::to_string),
+            });
+        }
+        let Some(resource) = &doc.resource else { continue };
+        let findings = check_resource(resource);
+        let clean = doc.shape_problems.is_empty() && !findings.iter().any(|f| f.severity == Severity::Error);
+        for f in findings {
+            let mut full: Vec<Seg<'_>> = doc.base.clone();
+            full.extend(f.path.iter().copied());
+            let field = path::format(&full);
+            if doc.shape_problems.iter().any(|p| related(p, &field)) {
+                continue;
+            }
+            let span = path::locate(doc.node, &f.path, f.target);
+            let p = Problem {
+                code: f.code,
+                span: Some(span),
+                message: f.message,
+                help: f.help,
+                document: Some(doc.index),
+                field: Some(field),
+            };
+            let mut d = diagnostic(file, Some(&lines), p, object.clone());
+            d.severity = f.severity;
+            report.diagnostics.push(d);
+        }
+        if clean {
+            report.resources.push(resource.clone());
+        }
+    }
+    // Attach the object to load-level problems of a document that has one (shape errors).
+    for d in &mut report.diagnostics {
+        if d.object == ObjectRef::default() {
+            if let Some(doc) = documents.iter().find(|doc| {
+                Some(doc.index) == d.document
+                    && d.field
+                        .as_deref()
+                        .is_some_and(|f| doc.base.is_empty() || f.starts_with(&path::format(&doc.base)))
+            }) {
+                d.object = object_ref(doc);
+            }
+        }
+    }
+    report.diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    report
+}
+
+/// Whether one field path contains the other (`spec.route` and `spec.route[1].weight`).
+fn related(a: &str, b: &str) -> bool {
+    let within = |outer: &str, inner: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    };
+    within(a, b) || within(b, a)
+}
+
+fn object_ref(doc: &RuleDocument<'_>) -> ObjectRef {
+    let meta = doc.node.get("metadata").map(|e| &e.value);
+    let text = |key: &str| {
+        meta.and_then(|m| m.get(key))
+            .and_then(|e| e.value.as_str())
+            .map(str::to_string)
+    };
+    ObjectRef {
+        kind: Some(doc.kind.name().to_string()),
+        namespace: text("namespace"),
+        name: text("name"),
+    }
+}
+
+fn name_span(doc: &RuleDocument<'_>) -> Option<Span> {
+    let meta = doc.node.get("metadata")?;
+    Some(meta.value.get("name")?.value.span)
+}
+
+/// Warns about rules defined more than once (same kind, namespace and name), at every later definition.
+pub fn duplicate_definitions(definitions: &[Definition]) -> Vec<Diagnostic> {
+    let mut first: std::collections::HashMap<(Kind, &str, &str), &Definition> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for d in definitions {
+        match first.get(&(d.kind, d.namespace.as_str(), d.name.as_str())) {
+            None => {
+                first.insert((d.kind, &d.namespace, &d.name), d);
+            }
+            Some(earlier) => out.push(Diagnostic {
+                severity: Severity::Warning,
+                code: Code::DuplicateName,
+                message: format!("{} {}/{} is defined more than once", d.kind, d.namespace, d.name),
+                help: Some(format!(
+                    "it is also defined at {}:{}:{}; the store keeps one object per name, so one definition would replace the other",
+                    earlier.file, earlier.span.start.line, earlier.span.start.column
+                )),
+                file: d.file.clone(),
+                span: Some(d.span),
+                document: Some(d.document),
+                object: ObjectRef { kind: Some(d.kind.name().to_string()), namespace: Some(d.namespace.clone()), name: Some(d.name.clone()) },
+                field: Some("metadata.name".to_string()),
+                snippet: d.snippet.clone(),
+            }),
+        }
+    }
+    out
+}
+
+fn diagnostic(file: &Arc<str>, lines: Option<&LineIndex<'_>>, p: Problem, object: ObjectRef) -> Diagnostic {
+    let snippet = match (lines, p.span) {
+        (Some(lines), Some(span)) => lines.line(span.start.line).map(str::to_string),
+        _ => None,
+    };
+    Diagnostic {
+        severity: Severity::Error,
+        code: p.code,
+        message: p.message,
+        help: p.help,
+        file: file.clone(),
+        span: p.span,
+        document: p.document,
+        object,
+        field: p.field.filter(|f| !f.is_empty()),
+        snippet,
+    }
+}
+
+/// Finds source lines by number, for snippets. Built only when a file has diagnostics worth showing.
+struct LineIndex<'a> {
+    src: &'a str,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(src: &'a str) -> Self {
+        LineIndex { src }
+    }
+
+    fn line(&self, n: u32) -> Option<&'a str> {
+        let n = usize::try_from(n).ok()?.checked_sub(1)?;
+        self.src.split('\n').nth(n).map(|l| l.strip_suffix('\r').unwrap_or(l))
+    }
+}
