@@ -13,7 +13,7 @@ pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a st
         let distance = strsim::osa_distance(&given_lower, &candidate_lower);
         let score = strsim::jaro_winkler(&given_lower, &candidate_lower);
         // Close by edit distance (scaled to the length), or by similarity for long names.
-        let allowed = (candidate_lower.len().max(given_lower.len()) / 4).max(1).min(3);
+        let allowed = (candidate_lower.len().max(given_lower.len()) / 4).clamp(1, 3);
         let close = distance <= allowed || score >= 0.9;
         let better = best.is_none_or(|(d, s, _)| distance < d || (distance == d && score > s));
         if close && better {

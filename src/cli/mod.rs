@@ -105,7 +105,8 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Whether to colour output: `--color`, then NO_COLOR, then whether stdout is a terminal.
+/// Whether to colour output: `--color`, then NO_COLOR (no colour), then CLICOLOR_FORCE (colour even
+/// into a pipe, for CI logs that render it), then whether stdout is a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum ColorChoice {
     #[default]
@@ -121,7 +122,12 @@ impl ColorChoice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+                let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+                if set("NO_COLOR") {
+                    false
+                } else {
+                    set("CLICOLOR_FORCE") || std::io::stdout().is_terminal()
+                }
             }
         }
     }

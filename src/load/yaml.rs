@@ -59,6 +59,16 @@ fn saturate(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
+/// Where a collection ends. A flow collection's closing bracket is a real token; a block collection's
+/// end event has no width and sits on the next token (possibly past the end of the input), so a block
+/// collection ends where its last child does.
+fn collection_end(end_event: Span, last_child: Option<Pos>, start: Pos) -> Pos {
+    if end_event.start != end_event.end {
+        return end_event.end;
+    }
+    last_child.map_or(start, |end| end.max(start))
+}
+
 fn span(s: saphyr_parser::Span) -> Span {
     Span {
         start: pos(s.start),
@@ -157,6 +167,12 @@ fn scan_problem(e: &ScanError, document: usize) -> Problem {
             "a tab character is used for indentation".to_string(),
             Some("YAML allows only spaces for indentation; replace the tab with spaces".to_string()),
         )
+    } else if info.contains("recursion limit") {
+        (
+            Code::TooDeep,
+            "nesting is deeper than the parser allows (255 flow levels)".to_string(),
+            Some("rule files nest a few levels deep; this file looks generated or hostile".to_string()),
+        )
     } else {
         (Code::YamlSyntax, format!("invalid YAML: {info}"), None)
     };
@@ -217,9 +233,10 @@ impl<'a> Builder<'a> {
                 let Some(frame) = self.stack.pop() else { return Ok(()) };
                 match frame {
                     Frame::Seq { items, start, anchor } => {
+                        let end = collection_end(at, items.last().map(|n| n.span.end), start);
                         let node = Node {
                             value: Value::Seq(items),
-                            span: Span { start, end: at.end },
+                            span: Span { start, end },
                         };
                         self.complete(node, anchor)
                     }
@@ -230,10 +247,11 @@ impl<'a> Builder<'a> {
                         anchor,
                         ..
                     } => {
+                        let end = collection_end(at, entries.last().map(|e| e.value.span.end), start);
                         merge_into(&mut entries, merges);
                         let node = Node {
                             value: Value::Map(entries),
-                            span: Span { start, end: at.end },
+                            span: Span { start, end },
                         };
                         self.complete(node, anchor)
                     }

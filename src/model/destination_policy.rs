@@ -1,11 +1,12 @@
 //! DestinationPolicy: load balancing and circuit breaking toward a service (version).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::IstioService;
 use super::duration::Duration;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DestinationPolicy {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -18,7 +19,7 @@ pub struct DestinationPolicy {
     pub circuit_breaker: Option<CircuitBreaker>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadBalancing {
     /// ROUND_ROBIN, LEAST_CONN or RANDOM.
@@ -47,14 +48,14 @@ impl LbPolicy {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CircuitBreaker {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub simple_cb: Option<SimpleCircuitBreaker>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SimpleCircuitBreaker {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -121,6 +121,26 @@ pub fn parse_duration(text: &str) -> Result<StdDuration, DurationError> {
     Ok(StdDuration::new(secs, nanos))
 }
 
+impl<'de> serde::Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as 10s or 500ms")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
+                Ok(Duration(v.to_string()))
+            }
+            fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, d: D) -> Result<Duration, D::Error> {
+                String::deserialize(d).map(Duration)
+            }
+        }
+        use serde::Deserialize;
+        d.deserialize_newtype_struct("Duration", V)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,25 +171,5 @@ mod tests {
             parse_duration("99999999999999999999999999999999999999h"),
             Err(DurationError::Overflow(_))
         ));
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Duration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Duration;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as 10s or 500ms")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Duration, E> {
-                Ok(Duration(v.to_string()))
-            }
-            fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, d: D) -> Result<Duration, D::Error> {
-                String::deserialize(d).map(Duration)
-            }
-        }
-        use serde::Deserialize;
-        d.deserialize_newtype_struct("Duration", V)
     }
 }

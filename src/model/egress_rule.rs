@@ -1,10 +1,11 @@
 //! EgressRule: an external destination that the mesh may reach.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::IstioService;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EgressRule {
     /// Only `service` counts: a host name, `*.domain`, an IP or a CIDR.
@@ -16,7 +17,7 @@ pub struct EgressRule {
     pub use_egress_proxy: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EgressPort {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,6 @@
 //! Object metadata, as Kubernetes and Istio's config store kept it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::StringMap;
@@ -7,7 +8,7 @@ use super::common::StringMap;
 /// The namespace a rule lands in when neither the file nor `-n` names one.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metadata {
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use checker::{Checker, Finding};
 
-use crate::diag::{Code, Diagnostic, ObjectRef, Severity, Span};
+use crate::diag::{Code, Diagnostic, ObjectRef, Pos, Severity, Span};
 use crate::load::path::{self, Seg};
 use crate::load::{self, Counts, LoadOptions, Problem, RuleDocument};
 use crate::model::{Kind, Resource, Spec};
@@ -99,7 +99,8 @@ pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileRepo
             .diagnostics
             .push(diagnostic(file, Some(&lines), p, ObjectRef::default()));
     }
-    for doc in &documents {
+    let mut documents = documents;
+    for doc in &mut documents {
         let object = object_ref(doc);
         if let (Some(name), Some(span)) = (object.name.clone(), name_span(doc)) {
             report.definitions.push(Definition {
@@ -115,8 +116,8 @@ pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileRepo
                 snippet: lines.line(span.start.line).map(str::to_string),
             });
         }
-        let Some(resource) = &doc.resource else { continue };
-        let findings = check_resource(resource);
+        let Some(resource) = doc.resource.take() else { continue };
+        let findings = check_resource(&resource);
         let clean = doc.shape_problems.is_empty() && !findings.iter().any(|f| f.severity == Severity::Error);
         for f in findings {
             let mut full: Vec<Seg<'_>> = doc.base.clone();
@@ -139,7 +140,7 @@ pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileRepo
             report.diagnostics.push(d);
         }
         if clean {
-            report.resources.push(resource.clone());
+            report.resources.push(resource);
         }
     }
     // Attach the object to load-level problems of a document that has one (shape errors).
@@ -217,9 +218,16 @@ pub fn duplicate_definitions(definitions: &[Definition]) -> Vec<Diagnostic> {
     out
 }
 
-fn diagnostic(file: &Arc<str>, lines: Option<&LineIndex<'_>>, p: Problem, object: ObjectRef) -> Diagnostic {
+fn diagnostic(file: &Arc<str>, lines: Option<&LineIndex<'_>>, mut p: Problem, object: ObjectRef) -> Diagnostic {
+    if let (Some(lines), Some(span)) = (lines, p.span) {
+        p.span = Some(lines.clamp(span));
+    }
     let snippet = match (lines, p.span) {
-        (Some(lines), Some(span)) => lines.line(span.start.line).map(str::to_string),
+        // Very long lines (minified or generated files) are not echoed.
+        (Some(lines), Some(span)) => lines
+            .line(span.start.line)
+            .filter(|l| l.len() <= 1000)
+            .map(str::to_string),
         _ => None,
     };
     Diagnostic {
@@ -236,18 +244,61 @@ fn diagnostic(file: &Arc<str>, lines: Option<&LineIndex<'_>>, p: Problem, object
     }
 }
 
-/// Finds source lines by number, for snippets. Built only when a file has diagnostics worth showing.
+/// Finds source lines by number, for snippets and for keeping positions inside the input. The line
+/// table is built on first use, so clean files never pay for it.
 struct LineIndex<'a> {
     src: &'a str,
+    starts: std::cell::OnceCell<Vec<usize>>,
 }
 
 impl<'a> LineIndex<'a> {
     fn new(src: &'a str) -> Self {
-        LineIndex { src }
+        LineIndex {
+            src,
+            starts: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn starts(&self) -> &[usize] {
+        self.starts.get_or_init(|| {
+            let mut starts = vec![0];
+            starts.extend(
+                self.src
+                    .bytes()
+                    .enumerate()
+                    .filter(|&(_, b)| b == b'\n')
+                    .map(|(i, _)| i + 1),
+            );
+            starts
+        })
     }
 
     fn line(&self, n: u32) -> Option<&'a str> {
-        let n = usize::try_from(n).ok()?.checked_sub(1)?;
-        self.src.split('\n').nth(n).map(|l| l.strip_suffix('\r').unwrap_or(l))
+        let starts = self.starts();
+        let i = usize::try_from(n).ok()?.checked_sub(1)?;
+        let start = *starts.get(i)?;
+        let end = starts.get(i + 1).map_or(self.src.len(), |next| next - 1);
+        let line = self.src.get(start..end)?;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+
+    /// The position just past the last character of the input.
+    fn end(&self) -> Pos {
+        let starts = self.starts();
+        let last = starts.last().copied().unwrap_or(0);
+        Pos {
+            line: u32::try_from(starts.len()).unwrap_or(u32::MAX),
+            column: u32::try_from(self.src[last..].chars().count() + 1).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Pulls a position the parser placed past the end of the input (an error at end of file) back to
+    /// the end, so every reported position lies inside the file.
+    fn clamp(&self, span: Span) -> Span {
+        let end = self.end();
+        Span {
+            start: span.start.min(end),
+            end: span.end.min(end),
+        }
     }
 }

@@ -224,7 +224,7 @@ fn check_route<'r>(c: &mut Checker<'r>, route: &'r [DestinationWeight]) {
     }
     if in_range && (any_weight || route.len() > 1) && sum != 100 {
         let parts: Vec<String> = route.iter().map(|w| w.weight.unwrap_or(0).to_string()).collect();
-        c.error(
+        c.error_key(
             Code::WeightSum,
             format!("route weights add up to {sum}, not 100 ({})", parts.join(" + ")),
         )
