@@ -1,0 +1,5 @@
+//! Integration tests: the real binary on real files. One test binary, one module per area.
+
+mod common;
+mod fuzz;
+mod validate;
