@@ -33,8 +33,8 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;validate' {
-            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'File, directory, or `-` for standard input (repeatable)')
-            [CompletionResult]::new('--filename', '--filename', [CompletionResultType]::ParameterName, 'File, directory, or `-` for standard input (repeatable)')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)')
+            [CompletionResult]::new('--filename', '--filename', [CompletionResultType]::ParameterName, 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--kinds', '--kinds', [CompletionResultType]::ParameterName, 'Check only these kinds (comma-separated; any alias, e.g. egressrules,rr)')

@@ -29,8 +29,8 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'meshctl;validate'= {
-            cand -f 'File, directory, or `-` for standard input (repeatable)'
-            cand --filename 'File, directory, or `-` for standard input (repeatable)'
+            cand -f 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
+            cand --filename 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
             cand -o 'Output format'
             cand --output 'Output format'
             cand --kinds 'Check only these kinds (comma-separated; any alias, e.g. egressrules,rr)'

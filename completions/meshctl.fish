@@ -31,7 +31,7 @@ complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "schema" -d 'Print t
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "completion" -d 'Print a shell completion script'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "version" -d 'Print meshctl\'s version'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s f -l filename -d 'File, directory, or `-` for standard input (repeatable)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s f -l filename -d 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s o -l output -d 'Output format' -r -f -a "text\t'rustc-style diagnostics with the source line'
 json\t'one JSON object per line (diagnostics, then a summary)'
 github\t'GitHub Actions annotations'

@@ -26,31 +26,9 @@ mod tests {
 
     use std::path::{Path, PathBuf};
 
-    use serde_json::{Map, Number, Value};
-
-    use crate::load::node::{Node, Resolved, Value as NodeValue};
+    use crate::load::emit::node_to_json as to_json;
     use crate::load::{self, yaml};
     use crate::model::schema;
-
-    /// YAML → JSON by the YAML 1.2 core schema, as check-jsonschema and editors convert it.
-    fn to_json(node: &Node<'_>) -> Value {
-        match &node.value {
-            NodeValue::Scalar(s) => match s.resolve() {
-                Resolved::Null => Value::Null,
-                Resolved::Bool(b) => Value::Bool(b),
-                Resolved::Int(i) => i64::try_from(i).map_or_else(|_| Value::String(s.text.to_string()), Value::from),
-                Resolved::Float(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
-                Resolved::Str => Value::String(s.text.to_string()),
-            },
-            NodeValue::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
-            NodeValue::Map(entries) => Value::Object(
-                entries
-                    .iter()
-                    .map(|e| (e.key.to_string(), to_json(&e.value)))
-                    .collect::<Map<_, _>>(),
-            ),
-        }
-    }
 
     fn rule_files() -> Vec<PathBuf> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");

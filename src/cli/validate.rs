@@ -24,8 +24,8 @@ use crate::validate::{self, FileReport};
     after_help = "Examples:\n  meshctl validate -f rules/ -R\n  meshctl validate -f egress-rule-mysql.yaml -o json\n  cat rule.yaml | meshctl validate -f -"
 )]
 pub struct Args {
-    /// File, directory, or `-` for standard input (repeatable)
-    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    /// Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)
+    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true, num_args = 1..)]
     pub files: Vec<PathBuf>,
     /// Descend into directories recursively
     #[arg(short = 'R', long)]

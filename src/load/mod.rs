@@ -5,6 +5,7 @@
 //! rule's kind or apiVersion are errors that name the intended one.
 
 pub mod de;
+pub mod emit;
 pub mod files;
 pub mod node;
 pub mod path;
@@ -67,6 +68,10 @@ pub struct RuleDocument<'a> {
     /// Field paths (full, as in diagnostics) that had shape problems. Values there are stand-ins, so
     /// semantic checks on or around them are not reported.
     pub shape_problems: Vec<String>,
+    /// Field paths of unknown fields (a subset of `shape_problems`). A required field reported missing
+    /// next to an unknown one is most likely that field misspelt, which the unknown field's "did you
+    /// mean" already says.
+    pub unknown_fields: Vec<String>,
 }
 
 /// Counts for the summary line.
@@ -315,6 +320,11 @@ fn classify<'a>(
     let before = problems.len();
     let resource = typed(node, kind, index, &base, problems);
     let shape_problems = problems[before..].iter().filter_map(|p| p.field.clone()).collect();
+    let unknown_fields = problems[before..]
+        .iter()
+        .filter(|p| p.code == Code::UnknownField)
+        .filter_map(|p| p.field.clone())
+        .collect();
     out.push(RuleDocument {
         index,
         base,
@@ -322,6 +332,7 @@ fn classify<'a>(
         kind,
         resource,
         shape_problems,
+        unknown_fields,
     });
 }
 

@@ -49,6 +49,23 @@ pub enum Target {
 
 /// Finds the position of `path` in `root`. When the path does not exist (a missing field), the deepest
 /// part that does is returned, pointing at its key: "spec.destination is required" points at `spec:`.
+/// How many leading segments of `path` exist under `root`.
+pub fn existing_depth(root: &Node<'_>, path: &[Seg<'_>]) -> usize {
+    let mut node = root;
+    for (depth, seg) in path.iter().enumerate() {
+        let next = match (seg, &node.value) {
+            (Seg::Key(k), Value::Map(entries)) => entries.iter().find(|e| e.key == *k).map(|e| &e.value),
+            (Seg::Index(i), Value::Seq(items)) => items.get(*i),
+            _ => None,
+        };
+        match next {
+            Some(n) => node = n,
+            None => return depth,
+        }
+    }
+    path.len()
+}
+
 pub fn locate(root: &Node<'_>, path: &[Seg<'_>], target: Target) -> Span {
     let mut node = root;
     let mut key_span: Option<Span> = None;

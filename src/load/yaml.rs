@@ -12,6 +12,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, ScanError};
 
 use super::Problem;
 use super::node::{Entry, Node, Scalar, Value};
+use super::path::Seg;
 use crate::diag::{Code, Pos, Span};
 
 /// Limits that keep hostile input cheap.
@@ -124,7 +125,7 @@ pub fn parse_stream(src: &str, limits: Limits) -> Stream<'_> {
             None => break,
             Some(Ok(pair)) => pair,
             Some(Err(e)) => {
-                b.problems.push(scan_problem(&e, b.document));
+                b.problems.push(scan_problem(src, &e, b.document));
                 break;
             }
         };
@@ -158,10 +159,19 @@ pub fn parse_stream(src: &str, limits: Limits) -> Stream<'_> {
     }
 }
 
-fn scan_problem(e: &ScanError, document: usize) -> Problem {
-    let at = pos(*e.marker());
+fn scan_problem(src: &str, e: &ScanError, document: usize) -> Problem {
+    let mut at = pos(*e.marker());
     let info = e.info();
+    let line = usize::try_from(at.line)
+        .ok()
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|n| src.split('\n').nth(n))
+        .unwrap_or("");
     let (code, message, help) = if info.contains("tab") {
+        // Point at the tab itself, not at what follows it.
+        if let Some(i) = line.chars().take_while(|c| c.is_whitespace()).position(|c| c == '\t') {
+            at.column = u32::try_from(i + 1).unwrap_or(at.column);
+        }
         (
             Code::TabIndent,
             "a tab character is used for indentation".to_string(),
@@ -173,6 +183,20 @@ fn scan_problem(e: &ScanError, document: usize) -> Problem {
             "nesting is deeper than the parser allows (255 flow levels)".to_string(),
             Some("rule files nest a few levels deep; this file looks generated or hostile".to_string()),
         )
+    } else if info.contains("unknown anchor") {
+        let skip = usize::try_from(at.column).unwrap_or(1).saturating_sub(1);
+        let alias: String = line
+            .chars()
+            .skip(skip)
+            .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}'))
+            .collect();
+        let message = if alias.starts_with('*') && alias.len() > 1 {
+            format!("the alias `{alias}` names no anchor defined before it")
+        } else {
+            "this alias names no anchor defined before it".to_string()
+        };
+        let help = "define the anchor (`&name`) earlier in the same document; anchors do not cross `---`";
+        (Code::YamlSyntax, message, Some(help.to_string()))
     } else {
         (Code::YamlSyntax, format!("invalid YAML: {info}"), None)
     };
@@ -328,6 +352,22 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The field path (`spec.route[0].weight`) of `key` in the innermost open mapping, for problems
+    /// found while building. The mapping's own pending key has been taken already, so every open
+    /// mapping below it contributes its pending key and every open list its next index.
+    fn field_path(&self, key: &str) -> String {
+        let mut segs = Vec::with_capacity(self.stack.len() + 1);
+        for frame in &self.stack {
+            match frame {
+                Frame::Seq { items, .. } => segs.push(Seg::Index(items.len())),
+                Frame::Map { key: Some((k, _)), .. } => segs.push(Seg::Key(k.as_ref())),
+                Frame::Map { key: None, .. } => {}
+            }
+        }
+        segs.push(Seg::Key(key));
+        crate::load::path::format(&segs)
+    }
+
     /// Places a finished node in its parent (or as the document's root).
     fn complete(&mut self, node: Node<'a>, anchor: usize) -> Result<(), Fatal> {
         if anchor != 0 {
@@ -368,11 +408,12 @@ impl<'a> Builder<'a> {
                     }
                     if let Some(first) = entries.iter().find(|e| e.key == k) {
                         let first_line = first.key_span.start.line;
-                        self.problems.push(
+                        let problem =
                             Problem::at(Code::DuplicateKey, key_span, format!("duplicate key `{k}`"), document).with_help(format!(
                                 "`{k}` is already set on line {first_line}; YAML parsers disagree on which value wins, so remove one"
-                            )),
-                        );
+                            ));
+                        let field = self.field_path(&k);
+                        self.problems.push(problem.with_field(field));
                         return Ok(());
                     }
                     entries.push(Entry {

@@ -111,3 +111,15 @@ impl<'de> Deserialize<'de> for StringMatch {
         d.deserialize_any(V)
     }
 }
+
+/// Writes a number that has no fraction as an integer (`percent: 10` stays `10`, not `10.0`), so a
+/// rule read from a file is written back as it was.
+pub fn whole_as_integer<S: serde::Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53: every integer below is exact in an f64
+    match *value {
+        None => s.serialize_none(),
+        #[allow(clippy::cast_possible_truncation)]
+        Some(v) if v.fract() == 0.0 && v.abs() < EXACT => s.serialize_i64(v as i64),
+        Some(v) => s.serialize_f64(v),
+    }
+}

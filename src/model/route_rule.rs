@@ -151,7 +151,10 @@ pub struct HttpFaultInjection {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Delay {
     /// 0–100; 100 when absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::model::common::whole_as_integer"
+    )]
     pub percent: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fixed_delay: Option<Duration>,
@@ -165,7 +168,10 @@ pub struct Delay {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Abort {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::model::common::whole_as_integer"
+    )]
     pub percent: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_status: Option<String>,
@@ -189,15 +195,27 @@ pub struct L4FaultInjection {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Throttle {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::model::common::whole_as_integer"
+    )]
     pub percent: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::model::common::whole_as_integer"
+    )]
     pub downstream_limit_bps: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::model::common::whole_as_integer"
+    )]
     pub upstream_limit_bps: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle_after_period: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::model::common::whole_as_integer"
+    )]
     pub throttle_after_bytes: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle_for_period: Option<Duration>,
@@ -206,7 +224,10 @@ pub struct Throttle {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Terminate {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::model::common::whole_as_integer"
+    )]
     pub percent: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub terminate_after_period: Option<Duration>,

@@ -100,6 +100,14 @@ pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileRepo
             .push(diagnostic(file, Some(&lines), p, ObjectRef::default()));
     }
     let mut documents = documents;
+    // Problems met while reading the YAML (a duplicate key) make the value there a stand-in too.
+    for p in &stream.problems {
+        if let (Some(index), Some(field)) = (p.document, &p.field) {
+            for doc in documents.iter_mut().filter(|d| d.index == index) {
+                doc.shape_problems.push(field.clone());
+            }
+        }
+    }
     for doc in &mut documents {
         let object = object_ref(doc);
         if let (Some(name), Some(span)) = (object.name.clone(), name_span(doc)) {
@@ -117,13 +125,21 @@ pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileRepo
             });
         }
         let Some(resource) = doc.resource.take() else { continue };
-        let findings = check_resource(&resource);
+        let mut findings = check_resource(&resource);
+        if doc.node.get("spec").is_none() {
+            // One error for the missing spec, not one per required field inside it.
+            findings.retain(|f| f.path.first() != Some(&Seg::Key("spec")));
+            findings.push(missing_spec(doc.kind));
+        }
         let clean = doc.shape_problems.is_empty() && !findings.iter().any(|f| f.severity == Severity::Error);
         for f in findings {
             let mut full: Vec<Seg<'_>> = doc.base.clone();
             full.extend(f.path.iter().copied());
             let field = path::format(&full);
             if doc.shape_problems.iter().any(|p| related(p, &field)) {
+                continue;
+            }
+            if f.code == Code::MissingField && misspelt(doc, &f.path) {
                 continue;
             }
             let span = path::locate(doc.node, &f.path, f.target);
@@ -158,6 +174,40 @@ pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileRepo
     }
     report.diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     report
+}
+
+fn missing_spec(kind: Kind) -> Finding<'static> {
+    let example = match kind {
+        Kind::RouteRule => "spec: {destination: {name: reviews}, route: [{labels: {version: v1}}]}",
+        Kind::EgressRule => "spec: {destination: {service: 10.0.0.5/32}, ports: [{port: 3306, protocol: tcp}]}",
+        Kind::DestinationPolicy => "spec: {destination: {name: reviews}, loadBalancing: {name: RANDOM}}",
+    };
+    Finding {
+        severity: Severity::Error,
+        code: Code::MissingField,
+        path: vec![Seg::Key("spec")],
+        target: path::Target::Key,
+        message: format!("this {kind} has no spec"),
+        help: Some(format!("for example `{example}`")),
+    }
+}
+
+/// Whether a required field reported missing sits in a mapping (the deepest one that exists on its
+/// path) that also has an unknown field: `destinaton` next to a missing `destination`, or `specs` at
+/// the top of a rule that has no `spec`. The unknown field's error and its suggestion say it all.
+fn misspelt(doc: &RuleDocument<'_>, path: &[Seg<'_>]) -> bool {
+    let parent_len = path.len().saturating_sub(1);
+    let depth = path::existing_depth(doc.node, &path[..parent_len]);
+    let mut parent: Vec<Seg<'_>> = doc.base.clone();
+    parent.extend(path[..depth].iter().copied());
+    let parent = path::format(&parent);
+    doc.unknown_fields.iter().any(|u| {
+        let u_parent = match u.rfind(['.', '[']) {
+            Some(i) => &u[..i],
+            None => "",
+        };
+        u_parent == parent
+    })
 }
 
 /// Whether one field path contains the other (`spec.route` and `spec.route[1].weight`).

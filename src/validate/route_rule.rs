@@ -172,27 +172,62 @@ fn check_string_match<'r>(c: &mut Checker<'r>, sm: &'r StringMatch) {
             "a header match needs one of `exact`, `prefix` or `regex`",
         );
     } else if set > 1 {
-        c.error(
-            Code::HeaderMatch,
-            "a header match takes exactly one of `exact`, `prefix` or `regex`, not several",
-        )
-        .help("to combine conditions, use one `regex`");
+        let given: Vec<&'static str> = [("exact", &sm.exact), ("prefix", &sm.prefix), ("regex", &sm.regex)]
+            .into_iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(name, _)| name)
+            .collect();
+        let (first, rest) = given.split_first().map_or(("exact", &[][..]), |(f, r)| (*f, r));
+        for extra in rest {
+            c.at(extra, |c| {
+                c.error_key(
+                    Code::HeaderMatch,
+                    format!("a header match takes exactly one of `exact`, `prefix` or `regex`, not both `{first}` and `{extra}`"),
+                )
+                .help("to combine conditions, write one `regex`");
+            });
+        }
     }
     c.opt("regex", sm.regex.as_ref(), |c, re| {
-        if let Err(e) = regex::Regex::new(re) {
-            let detail = match e {
-                regex::Error::Syntax(s) => s
-                    .lines()
-                    .last()
-                    .unwrap_or_default()
-                    .trim_start_matches("error: ")
-                    .to_string(),
-                other => other.to_string(),
-            };
+        if let Some(detail) = regex_problem(re) {
             c.error(Code::InvalidRegex, format!("the regex does not compile: {detail}"))
                 .help("meshctl matches with RE2-style syntax: lookaround and backreferences are not supported");
         }
     });
+}
+
+/// Why `re` does not compile, or None when it does. Compiling a regex costs far more than checking the
+/// rest of a rule, and rule sets repeat the same few patterns, so each thread remembers the outcome for
+/// every pattern it has compiled (the compiled program itself is dropped at once).
+fn regex_problem(re: &str) -> Option<String> {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    /// Bounds the memory a file with very many distinct patterns can make a thread hold.
+    const MAX_REMEMBERED: usize = 4096;
+
+    thread_local! {
+        static OUTCOMES: RefCell<HashMap<Box<str>, Option<String>>> = RefCell::new(HashMap::new());
+    }
+    if let Some(known) = OUTCOMES.with_borrow(|m| m.get(re).cloned()) {
+        return known;
+    }
+    let outcome = regex::Regex::new(re).err().map(|e| match e {
+        regex::Error::Syntax(s) => s
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim_start_matches("error: ")
+            .to_string(),
+        other => other.to_string(),
+    });
+    OUTCOMES.with_borrow_mut(|m| {
+        if m.len() >= MAX_REMEMBERED {
+            m.clear();
+        }
+        m.insert(re.into(), outcome.clone());
+    });
+    outcome
 }
 
 fn check_route<'r>(c: &mut Checker<'r>, route: &'r [DestinationWeight]) {

@@ -2,4 +2,6 @@
 
 mod common;
 mod fuzz;
+mod roundtrip;
+mod snapshots;
 mod validate;
