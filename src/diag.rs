@@ -144,3 +144,32 @@ impl Diagnostic {
         (&self.file, self.span.map(|s| s.start), self.code, &self.message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_documented_once() {
+        let doc = include_str!("../docs/diagnostics.md");
+        for code in Code::ALL {
+            let row = format!("| {} | {} |", code.id(), code.slug());
+            assert_eq!(doc.matches(&row).count(), 1, "docs/diagnostics.md needs one row for {row}");
+        }
+    }
+
+    #[test]
+    fn codes_and_slugs_are_unique_and_well_formed() {
+        let mut ids: Vec<&str> = Code::ALL.iter().map(|c| c.id()).collect();
+        let mut slugs: Vec<&str> = Code::ALL.iter().map(|c| c.slug()).collect();
+        for id in &ids {
+            assert!(id.len() == 5 && (id.starts_with('E') || id.starts_with('W')), "{id}");
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        slugs.sort_unstable();
+        slugs.dedup();
+        assert_eq!(ids.len(), Code::ALL.len());
+        assert_eq!(slugs.len(), Code::ALL.len());
+    }
+}

@@ -217,14 +217,14 @@ fn classify<'a>(
         path::format(&p)
     };
     let missing = |what: &str, name: &'static str, help: String| {
-        Problem::at(
-            Code::MissingField,
-            Span::point(node.span.start),
-            what.to_string(),
-            index,
-        )
-        .with_help(help)
-        .with_field(field(name))
+        let code = if name == "kind" {
+            Code::MissingKind
+        } else {
+            Code::MissingApiVersion
+        };
+        Problem::at(code, Span::point(node.span.start), what.to_string(), index)
+            .with_help(help)
+            .with_field(field(name))
     };
 
     // Wrong types for the identity fields.

@@ -59,7 +59,7 @@ fn errors_exit_1_and_name_file_line_column_and_field() {
     assert_eq!(d[0]["severity"], "error");
     assert_eq!(d[0]["kind"], "RouteRule");
     assert_eq!(d[0]["name"], "reviews");
-    assert_eq!(d[0]["document"], 0);
+    assert_eq!(d[0]["document"], 1, "documents are counted from 1");
     assert_eq!(d[1]["field"], "spec.route[1].weight");
     assert_eq!(d[1]["line"], 14);
 }
@@ -177,15 +177,20 @@ fn a_rule_defined_in_two_files_is_a_warning() {
 #[test]
 fn github_annotations() {
     let file = path("invalid/egress-duplicate-port.yaml");
-    let out = meshctl(["validate", "-o", "github", "-f", &file]).run();
+    let workspace = crate::common::root().display().to_string();
+    let out = meshctl(["validate", "-o", "github", "-f", &file])
+        .env("GITHUB_WORKSPACE", &workspace)
+        .current_dir(&std::env::temp_dir())
+        .run();
     out.code(1);
     let line = out
         .stdout
         .lines()
         .find(|l| l.starts_with("::error "))
         .expect("an annotation");
+    // The absolute path is made relative to the checkout, as annotations need.
     assert!(
-        line.starts_with(&format!("::error file={file},line=13,col=11")),
+        line.starts_with("::error file=testdata/invalid/egress-duplicate-port.yaml,line=13,col=11"),
         "{line}"
     );
     assert!(line.contains("port 443 is listed twice"), "{line}");

@@ -56,6 +56,22 @@ pub(super) fn repository_path(file: &str) -> Option<Cow<'_, str>> {
         return None;
     }
     let mut path = file;
+    // An absolute path under the checkout (`-f $GITHUB_WORKSPACE/rules`) is made relative to it, as
+    // annotations and code scanning expect paths from the repository's root.
+    if std::path::Path::new(file).is_absolute() {
+        let roots = [
+            std::env::var_os("GITHUB_WORKSPACE").map(std::path::PathBuf::from),
+            std::env::current_dir().ok(),
+        ];
+        for root in roots.into_iter().flatten() {
+            if let Ok(rel) = std::path::Path::new(file).strip_prefix(&root) {
+                if let Some(rel) = rel.to_str().filter(|r| !r.is_empty()) {
+                    path = rel;
+                    break;
+                }
+            }
+        }
+    }
     while let Some(rest) = path.strip_prefix("./") {
         path = rest.trim_start_matches('/');
     }

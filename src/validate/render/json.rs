@@ -57,7 +57,8 @@ impl<'a> DiagnosticRecord<'a> {
             column: d.span.map(|s| s.start.column),
             end_line: d.span.map(|s| s.end.line),
             end_column: d.span.map(|s| s.end.column),
-            document: d.document,
+            // Counted from 1, like lines and columns and the text output.
+            document: d.document.map(|n| n.saturating_add(1)),
             kind: d.object.kind.as_deref(),
             namespace: d.object.namespace.as_deref(),
             name: d.object.name.as_deref(),
@@ -227,7 +228,7 @@ mod tests {
             json(&[weight(), bare()]),
             concat!(
                 r#"{"type":"diagnostic","file":"rules/reviews.yaml","line":14,"column":13,"end_line":14,"end_column":16,"#,
-                r#""document":1,"kind":"RouteRule","namespace":"default","name":"reviews-v3","field":"spec.route[1].weight","#,
+                r#""document":2,"kind":"RouteRule","namespace":"default","name":"reviews-v3","field":"spec.route[1].weight","#,
                 r#""code":"E0304","slug":"out-of-range","severity":"error","message":"weight 120 is out of range","#,
                 r#""help":"a weight is between 0 and 100"}"#,
                 "\n",

@@ -66,6 +66,7 @@ impl Meshctl {
         cmd.args(&self.args)
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
+            .env_remove("GITHUB_WORKSPACE")
             .env_remove("MESHCTL_STORE")
             .env_remove("MESHCTL_TOKEN")
             .env("XDG_CONFIG_HOME", self.home.path().join("config"))
