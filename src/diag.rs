@@ -154,7 +154,11 @@ mod tests {
         let doc = include_str!("../docs/diagnostics.md");
         for code in Code::ALL {
             let row = format!("| {} | {} |", code.id(), code.slug());
-            assert_eq!(doc.matches(&row).count(), 1, "docs/diagnostics.md needs one row for {row}");
+            assert_eq!(
+                doc.matches(&row).count(),
+                1,
+                "docs/diagnostics.md needs one row for {row}"
+            );
         }
     }
 

@@ -3,5 +3,6 @@
 mod common;
 mod fuzz;
 mod roundtrip;
+mod sarif;
 mod snapshots;
 mod validate;

@@ -156,7 +156,8 @@ impl<'a> SarifResult<'a> {
                     artifact_location: ArtifactLocation {
                         uri: repository_path(&d.file).map_or_else(|| "stdin".to_string(), |p| uri_reference(&p)),
                     },
-                    region: d.span.map(Region::new),
+                    // GitHub code scanning needs a region with a start line on every result.
+                    region: d.span.map_or_else(Region::first_line, Region::new),
                 },
                 logical_locations: d
                     .field
@@ -183,8 +184,7 @@ struct Location<'a> {
 #[serde(rename_all = "camelCase")]
 struct PhysicalLocation {
     artifact_location: ArtifactLocation,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    region: Option<Region>,
+    region: Region,
 }
 
 #[derive(Serialize)]
@@ -203,9 +203,12 @@ struct LogicalLocation<'a> {
 #[serde(rename_all = "camelCase")]
 struct Region {
     start_line: u32,
-    start_column: u32,
-    end_line: u32,
-    end_column: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_column: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_column: Option<u32>,
 }
 
 impl Region {
@@ -220,9 +223,19 @@ impl Region {
         };
         Region {
             start_line,
-            start_column,
-            end_line,
-            end_column,
+            start_column: Some(start_column),
+            end_line: Some(end_line),
+            end_column: Some(end_column),
+        }
+    }
+
+    /// A diagnostic without a position is put on the file's first line (all of it).
+    fn first_line() -> Region {
+        Region {
+            start_line: 1,
+            start_column: None,
+            end_line: None,
+            end_column: None,
         }
     }
 }
@@ -410,7 +423,10 @@ mod tests {
                 "ruleIndex": Code::ALL.iter().position(|&c| c == Code::OpenEgress).unwrap(),
                 "level": "warning",
                 "message": {"text": "every address is open"},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": "stdin"}}}],
+                "locations": [{"physicalLocation": {
+                    "artifactLocation": {"uri": "stdin"},
+                    "region": {"startLine": 1},
+                }}],
             })
         );
     }
