@@ -20,6 +20,10 @@ use saphyr_parser::Event;
 
 use meshctl::load::{self, files};
 
+/// The same allocator as the `meshctl` binary, so that the floor is not raised by a slower malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(about = "Parse rule files with saphyr-parser and nothing more")]
 struct Args {

@@ -66,6 +66,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let inputs = files::collect(&args.files, args.recursive).map_err(|e| UsageError(e.to_string()))?;
     let opts = LoadOptions {
         kinds: args.kinds.clone(),
+        // Only the diagnostics are reported; the objects would be kept alive for nothing.
+        keep_resources: false,
         ..LoadOptions::default()
     };
     let checked = check_inputs(&inputs, &opts, args.jobs)?;

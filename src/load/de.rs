@@ -56,7 +56,12 @@ pub struct Ctx<'n> {
 impl<'n> Ctx<'n> {
     pub fn new(base: &[Seg<'n>], document: usize) -> Self {
         Ctx {
-            path: RefCell::new(base.to_vec()),
+            path: RefCell::new({
+                // Room for the nesting of a rule without growing the vector.
+                let mut path = Vec::with_capacity(base.len() + 8);
+                path.extend_from_slice(base);
+                path
+            }),
             problems: RefCell::new(Vec::new()),
             document,
         }

@@ -63,8 +63,9 @@ pub struct RuleDocument<'a> {
     /// The object's mapping node.
     pub node: &'a Node<'a>,
     pub kind: Kind,
-    /// The typed object; None when its shape could not be recovered (the problems say how).
-    pub resource: Option<Resource>,
+    /// The typed object; None when its shape could not be recovered (the problems say how). Boxed: a
+    /// Resource is large (over a kilobyte), and documents are moved around in vectors.
+    pub resource: Option<Box<Resource>>,
     /// Field paths (full, as in diagnostics) that had shape problems. Values there are stand-ins, so
     /// semantic checks on or around them are not reported.
     pub shape_problems: Vec<String>,
@@ -94,11 +95,25 @@ impl std::ops::AddAssign for Counts {
 }
 
 /// Options for reading documents.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub limits: Limits,
     /// Only these kinds are checked; others are skipped (all when empty).
     pub kinds: Vec<Kind>,
+    /// Whether `validate::check_file` hands back the valid objects (`FileReport::resources`). On by
+    /// default; `meshctl validate` turns it off: linting needs only the diagnostics, and keeping every
+    /// object of a large rule set alive until all files are checked costs memory and time.
+    pub keep_resources: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            limits: Limits::default(),
+            kinds: Vec::new(),
+            keep_resources: true,
+        }
+    }
 }
 
 /// Decodes a file's bytes. Invalid UTF-8 is a problem located at the first bad byte.
@@ -137,7 +152,7 @@ pub fn rule_documents<'a>(
     problems: &mut Vec<Problem>,
     counts: &mut Counts,
 ) -> Vec<RuleDocument<'a>> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(stream.documents.len());
     for doc in &stream.documents {
         let Some(root) = doc.root.as_ref().filter(|r| !r.is_null()) else {
             counts.empty += 1;
@@ -348,7 +363,7 @@ fn typed<'a>(
     index: usize,
     base: &[Seg<'static>],
     problems: &mut Vec<Problem>,
-) -> Option<Resource> {
+) -> Option<Box<Resource>> {
     const TOP: &[&str] = &["apiVersion", "kind", "metadata", "spec"];
     let mut metadata = None;
     let mut spec = None;
@@ -407,12 +422,12 @@ fn typed<'a>(
         },
         None => return None,
     };
-    Some(Resource {
+    Some(Box::new(Resource {
         api_version: API_VERSION.to_string(),
         kind,
         metadata: metadata.unwrap_or_default(),
         spec,
-    })
+    }))
 }
 
 fn with(base: &[Seg<'static>], key: &'static str) -> Vec<Seg<'static>> {

@@ -77,14 +77,17 @@ fn span(s: saphyr_parser::Span) -> Span {
     }
 }
 
+/// An open collection. Its children so far sit at the end of the builder's `items` or `entries`, from
+/// `first` on: one growing buffer for all open collections, so that each finished collection is copied
+/// once into an allocation of its exact size instead of growing its own vector step by step.
 enum Frame<'a> {
     Seq {
-        items: Vec<Node<'a>>,
+        first: usize,
         start: Pos,
         anchor: usize,
     },
     Map {
-        entries: Vec<Entry<'a>>,
+        first: usize,
         key: Option<(Cow<'a, str>, Span)>,
         merges: Vec<Node<'a>>,
         start: Pos,
@@ -96,6 +99,10 @@ enum Frame<'a> {
 struct Builder<'a> {
     limits: Limits,
     stack: Vec<Frame<'a>>,
+    /// The items of the open sequences, innermost last.
+    items: Vec<Node<'a>>,
+    /// The entries of the open mappings, innermost last.
+    entries: Vec<Entry<'a>>,
     anchors: HashMap<usize, (Node<'a>, usize)>,
     alias_nodes: usize,
     root: Option<Node<'a>>,
@@ -112,6 +119,8 @@ pub fn parse_stream(src: &str, limits: Limits) -> Stream<'_> {
     let mut b = Builder {
         limits,
         stack: Vec::new(),
+        items: Vec::new(),
+        entries: Vec::new(),
         anchors: HashMap::new(),
         alias_nodes: 0,
         root: None,
@@ -135,6 +144,8 @@ pub fn parse_stream(src: &str, limits: Limits) -> Stream<'_> {
             Event::DocumentStart(_) => {
                 doc_start = pos(ev_span.start);
                 b.stack.clear();
+                b.items.clear();
+                b.entries.clear();
                 b.anchors.clear();
                 b.root = None;
             }
@@ -232,7 +243,7 @@ impl<'a> Builder<'a> {
                 self.check_collection_tag(tag.as_deref(), "seq", at);
                 self.open(
                     Frame::Seq {
-                        items: Vec::new(),
+                        first: self.items.len(),
                         start: at.start,
                         anchor,
                     },
@@ -243,7 +254,7 @@ impl<'a> Builder<'a> {
                 self.check_collection_tag(tag.as_deref(), "map", at);
                 self.open(
                     Frame::Map {
-                        entries: Vec::new(),
+                        first: self.entries.len(),
                         key: None,
                         merges: Vec::new(),
                         start: at.start,
@@ -256,7 +267,8 @@ impl<'a> Builder<'a> {
             Event::SequenceEnd | Event::MappingEnd => {
                 let Some(frame) = self.stack.pop() else { return Ok(()) };
                 match frame {
-                    Frame::Seq { items, start, anchor } => {
+                    Frame::Seq { first, start, anchor } => {
+                        let items = self.items.split_off(first);
                         let end = collection_end(at, items.last().map(|n| n.span.end), start);
                         let node = Node {
                             value: Value::Seq(items),
@@ -265,12 +277,13 @@ impl<'a> Builder<'a> {
                         self.complete(node, anchor)
                     }
                     Frame::Map {
-                        mut entries,
+                        first,
                         merges,
                         start,
                         anchor,
                         ..
                     } => {
+                        let mut entries = self.entries.split_off(first);
                         let end = collection_end(at, entries.last().map(|e| e.value.span.end), start);
                         merge_into(&mut entries, merges);
                         let node = Node {
@@ -357,9 +370,19 @@ impl<'a> Builder<'a> {
     /// mapping below it contributes its pending key and every open list its next index.
     fn field_path(&self, key: &str) -> String {
         let mut segs = Vec::with_capacity(self.stack.len() + 1);
-        for frame in &self.stack {
+        for (i, frame) in self.stack.iter().enumerate() {
             match frame {
-                Frame::Seq { items, .. } => segs.push(Seg::Index(items.len())),
+                Frame::Seq { first, .. } => {
+                    // This sequence's items end where the next open sequence's begin.
+                    let end = self.stack[i + 1..]
+                        .iter()
+                        .find_map(|f| match f {
+                            Frame::Seq { first, .. } => Some(*first),
+                            Frame::Map { .. } => None,
+                        })
+                        .unwrap_or(self.items.len());
+                    segs.push(Seg::Index(end - first));
+                }
                 Frame::Map { key: Some((k, _)), .. } => segs.push(Seg::Key(k.as_ref())),
                 Frame::Map { key: None, .. } => {}
             }
@@ -377,9 +400,9 @@ impl<'a> Builder<'a> {
         let document = self.document;
         match self.stack.last_mut() {
             None => self.root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Seq { .. }) => self.items.push(node),
             Some(Frame::Map {
-                entries,
+                first,
                 key,
                 merges,
                 skip_value,
@@ -406,8 +429,8 @@ impl<'a> Builder<'a> {
                         merges.push(node);
                         return Ok(());
                     }
-                    if let Some(first) = entries.iter().find(|e| e.key == k) {
-                        let first_line = first.key_span.start.line;
+                    if let Some(earlier) = self.entries[*first..].iter().find(|e| e.key == k) {
+                        let first_line = earlier.key_span.start.line;
                         let problem =
                             Problem::at(Code::DuplicateKey, key_span, format!("duplicate key `{k}`"), document).with_help(format!(
                                 "`{k}` is already set on line {first_line}; YAML parsers disagree on which value wins, so remove one"
@@ -416,7 +439,7 @@ impl<'a> Builder<'a> {
                         self.problems.push(problem.with_field(field));
                         return Ok(());
                     }
-                    entries.push(Entry {
+                    self.entries.push(Entry {
                         key: k,
                         key_span,
                         value: node,

@@ -21,6 +21,33 @@ use crate::load::{self, Counts, LoadOptions, Problem, RuleDocument};
 use crate::model::{Kind, Resource, Spec};
 
 /// Checks one object's metadata and spec. Paths are relative to the object.
+/// Checks one object that does not come from a file (a store write, an API request body): the same
+/// checks as `meshctl validate`, located by field path only. Warnings are included; callers refuse the
+/// object when any diagnostic is an error.
+pub fn check_object(r: &Resource) -> Vec<Diagnostic> {
+    let file: Arc<str> = Arc::from(r.istioctl_ref());
+    let object = ObjectRef {
+        kind: Some(r.kind.name().to_string()),
+        namespace: r.metadata.namespace.clone(),
+        name: r.metadata.name.clone(),
+    };
+    check_resource(r)
+        .into_iter()
+        .map(|f| Diagnostic {
+            severity: f.severity,
+            code: f.code,
+            message: f.message,
+            help: f.help,
+            file: file.clone(),
+            span: None,
+            document: None,
+            object: object.clone(),
+            field: Some(path::format(&f.path)),
+            snippet: None,
+        })
+        .collect()
+}
+
 pub fn check_resource(r: &Resource) -> Vec<Finding<'_>> {
     let mut c = Checker::default();
     let m = &r.metadata;
@@ -76,7 +103,8 @@ pub struct FileReport {
     pub diagnostics: Vec<Diagnostic>,
     pub counts: Counts,
     pub definitions: Vec<Definition>,
-    /// The valid objects, in file order (only those without errors).
+    /// The valid objects, in file order (only those without errors), unless
+    /// `LoadOptions::keep_resources` is off.
     pub resources: Vec<Resource>,
 }
 
@@ -155,8 +183,8 @@ pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileRepo
             d.severity = f.severity;
             report.diagnostics.push(d);
         }
-        if clean {
-            report.resources.push(resource);
+        if clean && opts.keep_resources {
+            report.resources.push(*resource);
         }
     }
     // Attach the object to load-level problems of a document that has one (shape errors).
@@ -241,7 +269,8 @@ fn name_span(doc: &RuleDocument<'_>) -> Option<Span> {
 
 /// Warns about rules defined more than once (same kind, namespace and name), at every later definition.
 pub fn duplicate_definitions(definitions: &[Definition]) -> Vec<Diagnostic> {
-    let mut first: std::collections::HashMap<(Kind, &str, &str), &Definition> = std::collections::HashMap::new();
+    let mut first: std::collections::HashMap<(Kind, &str, &str), &Definition> =
+        std::collections::HashMap::with_capacity(definitions.len());
     let mut out = Vec::new();
     for d in definitions {
         match first.get(&(d.kind, d.namespace.as_str(), d.name.as_str())) {
@@ -311,14 +340,9 @@ impl<'a> LineIndex<'a> {
 
     fn starts(&self) -> &[usize] {
         self.starts.get_or_init(|| {
-            let mut starts = vec![0];
-            starts.extend(
-                self.src
-                    .bytes()
-                    .enumerate()
-                    .filter(|&(_, b)| b == b'\n')
-                    .map(|(i, _)| i + 1),
-            );
+            let mut starts = Vec::with_capacity(self.src.len() / 24 + 2);
+            starts.push(0);
+            starts.extend(memchr::memchr_iter(b'\n', self.src.as_bytes()).map(|i| i + 1));
             starts
         })
     }
