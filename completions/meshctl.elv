@@ -18,11 +18,21 @@ set edit:completion:arg-completer[meshctl] = {|@words|
     }
     var completions = [
         &'meshctl'= {
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
             cand validate 'Check rule files: syntax, schema and Istio''s semantics'
+            cand create 'Create rules from files (every document is validated first; nothing is written if any is invalid)'
+            cand get 'Show rules from the store'
+            cand replace 'Replace existing rules from files (every document is validated first)'
+            cand apply 'Create or update rules from files (every document is validated first)'
+            cand delete 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
+            cand context 'Manage named stores and their credentials'
+            cand serve 'Serve the config store API over HTTP(S)'
+            cand token 'Manage API tokens for `meshctl serve`'
             cand schema 'Print the JSON schema of rule documents'
             cand completion 'Print a shell completion script'
             cand version 'Print meshctl''s version'
@@ -37,6 +47,8 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand -j 'Worker threads (default: one per core)'
             cand --jobs 'Worker threads (default: one per core)'
             cand --color 'When to colour text output'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -R 'Descend into directories recursively'
             cand --recursive 'Descend into directories recursively'
             cand --strict 'Treat warnings as errors'
@@ -47,13 +59,201 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'meshctl;create'= {
+            cand -f 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
+            cand --filename 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
+            cand -n 'The namespace of rules whose file names none (a file naming another one is an error)'
+            cand --namespace 'The namespace of rules whose file names none (a file naming another one is an error)'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -R 'Descend into directories recursively'
+            cand --recursive 'Descend into directories recursively'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;get'= {
+            cand -n 'The namespace to look in'
+            cand --namespace 'The namespace to look in'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -A 'Look in every namespace'
+            cand --all-namespaces 'Look in every namespace'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;replace'= {
+            cand -f 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
+            cand --filename 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
+            cand -n 'The namespace of rules whose file names none (a file naming another one is an error)'
+            cand --namespace 'The namespace of rules whose file names none (a file naming another one is an error)'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -R 'Descend into directories recursively'
+            cand --recursive 'Descend into directories recursively'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;apply'= {
+            cand -f 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
+            cand --filename 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
+            cand -n 'The namespace of rules whose file names none (a file naming another one is an error)'
+            cand --namespace 'The namespace of rules whose file names none (a file naming another one is an error)'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -R 'Descend into directories recursively'
+            cand --recursive 'Descend into directories recursively'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;delete'= {
+            cand -f 'Delete the rules these files define (files, directories, `-`; only kind, namespace and name are read)'
+            cand --filename 'Delete the rules these files define (files, directories, `-`; only kind, namespace and name are read)'
+            cand -n 'The namespace (for -f: of rules whose file names none)'
+            cand --namespace 'The namespace (for -f: of rules whose file names none)'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -R 'Descend into directories recursively'
+            cand --recursive 'Descend into directories recursively'
+            cand --all 'Delete every rule of the kind in the namespace'
+            cand -A 'With --all: in every namespace'
+            cand --all-namespaces 'With --all: in every namespace'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;context'= {
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List the contexts, marking the current one (tokens are never shown)'
+            cand use 'Make NAME the current context'
+            cand add 'Add a context'
+            cand remove 'Remove a context (the built-in `default` stays)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'meshctl;context;list'= {
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;context;use'= {
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;context;add'= {
+            cand --store 'The store: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT'
+            cand --token-file 'Read the token from this file (`-` for standard input)'
+            cand --ca-cert 'Verify the server against these CA certificates (PEM) instead of the system''s roots'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand --no-token 'The store needs no token'
+            cand --overwrite 'Replace a context of the same name'
+            cand --use 'Also make it the current context'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;context;remove'= {
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;context;help'= {
+            cand list 'List the contexts, marking the current one (tokens are never shown)'
+            cand use 'Make NAME the current context'
+            cand add 'Add a context'
+            cand remove 'Remove a context (the built-in `default` stays)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'meshctl;context;help;list'= {
+        }
+        &'meshctl;context;help;use'= {
+        }
+        &'meshctl;context;help;add'= {
+        }
+        &'meshctl;context;help;remove'= {
+        }
+        &'meshctl;context;help;help'= {
+        }
+        &'meshctl;serve'= {
+            cand --listen 'The address to listen on, HOST:PORT (port 0: any free port; the line printed at start-up says which)'
+            cand --tokens 'Accept only the bearer tokens listed in FILE (written by `meshctl token create`)'
+            cand --tls-cert 'Serve HTTPS with this PEM certificate chain (needs --tls-key)'
+            cand --tls-key 'The PEM private key of --tls-cert'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;token'= {
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Create a token and add its hash to a tokens file'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'meshctl;token;create'= {
+            cand -n 'A namespace the token may use; repeat for several (default: every namespace, "*")'
+            cand --namespace 'A namespace the token may use; repeat for several (default: every namespace, "*")'
+            cand --tokens-file 'The tokens file to add the token to'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand --read-only 'Allow only reads (get, list, watch); default: reads and writes'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;token;help'= {
+            cand create 'Create a token and add its hash to a tokens file'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'meshctl;token;help;create'= {
+        }
+        &'meshctl;token;help;help'= {
+        }
         &'meshctl;schema'= {
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
         }
         &'meshctl;completion'= {
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -62,6 +262,8 @@ set edit:completion:arg-completer[meshctl] = {|@words|
         &'meshctl;version'= {
             cand -o 'Output format'
             cand --output 'Output format'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand --short 'Print only the version number'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -70,12 +272,51 @@ set edit:completion:arg-completer[meshctl] = {|@words|
         }
         &'meshctl;help'= {
             cand validate 'Check rule files: syntax, schema and Istio''s semantics'
+            cand create 'Create rules from files (every document is validated first; nothing is written if any is invalid)'
+            cand get 'Show rules from the store'
+            cand replace 'Replace existing rules from files (every document is validated first)'
+            cand apply 'Create or update rules from files (every document is validated first)'
+            cand delete 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
+            cand context 'Manage named stores and their credentials'
+            cand serve 'Serve the config store API over HTTP(S)'
+            cand token 'Manage API tokens for `meshctl serve`'
             cand schema 'Print the JSON schema of rule documents'
             cand completion 'Print a shell completion script'
             cand version 'Print meshctl''s version'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'meshctl;help;validate'= {
+        }
+        &'meshctl;help;create'= {
+        }
+        &'meshctl;help;get'= {
+        }
+        &'meshctl;help;replace'= {
+        }
+        &'meshctl;help;apply'= {
+        }
+        &'meshctl;help;delete'= {
+        }
+        &'meshctl;help;context'= {
+            cand list 'List the contexts, marking the current one (tokens are never shown)'
+            cand use 'Make NAME the current context'
+            cand add 'Add a context'
+            cand remove 'Remove a context (the built-in `default` stays)'
+        }
+        &'meshctl;help;context;list'= {
+        }
+        &'meshctl;help;context;use'= {
+        }
+        &'meshctl;help;context;add'= {
+        }
+        &'meshctl;help;context;remove'= {
+        }
+        &'meshctl;help;serve'= {
+        }
+        &'meshctl;help;token'= {
+            cand create 'Create a token and add its hash to a tokens file'
+        }
+        &'meshctl;help;token;create'= {
         }
         &'meshctl;help;schema'= {
         }

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_meshctl_global_optspecs
-    string join \n h/help V/version
+    string join \n store= context= h/help V/version
 end
 
 function __fish_meshctl_needs_command
@@ -24,9 +24,19 @@ function __fish_meshctl_using_subcommand
     contains -- $cmd[1] $argv
 end
 
+complete -c meshctl -n "__fish_meshctl_needs_command" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_needs_command" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_needs_command" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "validate" -d 'Check rule files: syntax, schema and Istio\'s semantics'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "create" -d 'Create rules from files (every document is validated first; nothing is written if any is invalid)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "get" -d 'Show rules from the store'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "replace" -d 'Replace existing rules from files (every document is validated first)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "apply" -d 'Create or update rules from files (every document is validated first)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "delete" -d 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "context" -d 'Manage named stores and their credentials'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "serve" -d 'Serve the config store API over HTTP(S)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "token" -d 'Manage API tokens for `meshctl serve`'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "schema" -d 'Print the JSON schema of rule documents'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "completion" -d 'Print a shell completion script'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "version" -d 'Print meshctl\'s version'
@@ -41,22 +51,143 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s j -l jobs -
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -l color -d 'When to colour text output' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s R -l recursive -d 'Descend into directories recursively'
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -l strict -d 'Treat warnings as errors'
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s q -l quiet -d 'Print only problems: no summary line when all is well'
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand create" -s f -l filename -d 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand create" -s n -l namespace -d 'The namespace of rules whose file names none (a file naming another one is an error)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand create" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand create" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand create" -s R -l recursive -d 'Descend into directories recursively'
+complete -c meshctl -n "__fish_meshctl_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand create" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand get" -s n -l namespace -d 'The namespace to look in' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand get" -s o -l output -d 'Output format' -r -f -a "short\t'a table: NAME, KIND, NAMESPACE, AGE'
+wide\t'the table with a one-line summary of each rule\'s spec'
+yaml\t'YAML documents separated by `---`'
+json\t'one JSON object, or a `kind: List` of them'
+name\t'`egress-rule/mysql` lines, for scripts'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand get" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand get" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand get" -s A -l all-namespaces -d 'Look in every namespace'
+complete -c meshctl -n "__fish_meshctl_using_subcommand get" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand get" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -s f -l filename -d 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -s n -l namespace -d 'The namespace of rules whose file names none (a file naming another one is an error)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -s R -l recursive -d 'Descend into directories recursively'
+complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s f -l filename -d 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s n -l namespace -d 'The namespace of rules whose file names none (a file naming another one is an error)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s R -l recursive -d 'Descend into directories recursively'
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s f -l filename -d 'Delete the rules these files define (files, directories, `-`; only kind, namespace and name are read)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s n -l namespace -d 'The namespace (for -f: of rules whose file names none)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s R -l recursive -d 'Descend into directories recursively'
+complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -l all -d 'Delete every rule of the kind in the namespace'
+complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s A -l all-namespaces -d 'With --all: in every namespace'
+complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s y -l yes -d 'Do not ask for confirmation'
+complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -f -a "list" -d 'List the contexts, marking the current one (tokens are never shown)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -f -a "use" -d 'Make NAME the current context'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -f -a "add" -d 'Add a context'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -f -a "remove" -d 'Remove a context (the built-in `default` stays)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from list" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from list" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from use" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from use" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from use" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from use" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from add" -l store -d 'The store: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from add" -l token-file -d 'Read the token from this file (`-` for standard input)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from add" -l ca-cert -d 'Verify the server against these CA certificates (PEM) instead of the system\'s roots' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from add" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from add" -l no-token -d 'The store needs no token'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from add" -l overwrite -d 'Replace a context of the same name'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from add" -l use -d 'Also make it the current context'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from remove" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from remove" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the contexts, marking the current one (tokens are never shown)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from help" -f -a "use" -d 'Make NAME the current context'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a context'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove a context (the built-in `default` stays)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l listen -d 'The address to listen on, HOST:PORT (port 0: any free port; the line printed at start-up says which)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l tokens -d 'Accept only the bearer tokens listed in FILE (written by `meshctl token create`)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this PEM certificate chain (needs --tls-key)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -s h -l help -d 'Print help'
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -f -a "create" -d 'Create a token and add its hash to a tokens file'
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -s n -l namespace -d 'A namespace the token may use; repeat for several (default: every namespace, "*")' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -l tokens-file -d 'The tokens file to add the token to' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -l read-only -d 'Allow only reads (get, list, watch); default: reads and writes'
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a token and add its hash to a tokens file'
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand schema" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand schema" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand schema" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand schema" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
+complete -c meshctl -n "__fish_meshctl_using_subcommand version" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand version" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -l short -d 'Print only the version number'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate schema completion version help" -f -a "validate" -d 'Check rule files: syntax, schema and Istio\'s semantics'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate schema completion version help" -f -a "schema" -d 'Print the JSON schema of rule documents'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate schema completion version help" -f -a "completion" -d 'Print a shell completion script'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate schema completion version help" -f -a "version" -d 'Print meshctl\'s version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate schema completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "validate" -d 'Check rule files: syntax, schema and Istio\'s semantics'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "create" -d 'Create rules from files (every document is validated first; nothing is written if any is invalid)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "get" -d 'Show rules from the store'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "replace" -d 'Replace existing rules from files (every document is validated first)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "apply" -d 'Create or update rules from files (every document is validated first)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "delete" -d 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "context" -d 'Manage named stores and their credentials'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "serve" -d 'Serve the config store API over HTTP(S)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "token" -d 'Manage API tokens for `meshctl serve`'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "schema" -d 'Print the JSON schema of rule documents'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "completion" -d 'Print a shell completion script'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "version" -d 'Print meshctl\'s version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from context" -f -a "list" -d 'List the contexts, marking the current one (tokens are never shown)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from context" -f -a "use" -d 'Make NAME the current context'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from context" -f -a "add" -d 'Add a context'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from context" -f -a "remove" -d 'Remove a context (the built-in `default` stays)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from token" -f -a "create" -d 'Create a token and add its hash to a tokens file'

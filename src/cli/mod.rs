@@ -1,8 +1,17 @@
 //! The command line: one module per command, each with its `Args` and a `run` returning an
 //! [`Outcome`]. Exit codes are decided here, once.
 
+pub mod apply;
 pub mod completion;
+pub mod context;
+pub mod create;
+pub mod delete;
+pub mod get;
+pub mod objects;
+pub mod replace;
 pub mod schema;
+pub mod serve;
+pub mod token;
 pub mod validate;
 pub mod version;
 
@@ -48,13 +57,35 @@ pub struct UsageError(pub String);
     max_term_width = 100
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Options every command accepts, before or after the command's name.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Global {
+    /// The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT
+    /// (loopback only); overrides the current context
+    #[arg(long, global = true, env = "MESHCTL_STORE", value_name = "STORE")]
+    pub store: Option<String>,
+    /// Use this named context instead of the current one (see `meshctl context`)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Validate(validate::Args),
+    Create(create::Args),
+    Get(get::Args),
+    Replace(replace::Args),
+    Apply(apply::Args),
+    Delete(delete::Args),
+    Context(context::Args),
+    Serve(serve::Args),
+    Token(token::Args),
     Schema(schema::Args),
     Completion(completion::Args),
     Version(version::Args),
@@ -77,6 +108,14 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Create(args) => create::run(&cli.global, args),
+        Command::Get(args) => get::run(&cli.global, args),
+        Command::Replace(args) => replace::run(&cli.global, args),
+        Command::Apply(args) => apply::run(&cli.global, args),
+        Command::Delete(args) => delete::run(&cli.global, args),
+        Command::Context(args) => context::run(&cli.global, args),
+        Command::Serve(args) => serve::run(&cli.global, args),
+        Command::Token(args) => token::run(&cli.global, args),
         Command::Schema(args) => schema::run(args),
         Command::Completion(args) => completion::run(args),
         Command::Version(args) => version::run(args),

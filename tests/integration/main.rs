@@ -4,5 +4,7 @@ mod common;
 mod fuzz;
 mod roundtrip;
 mod sarif;
+mod serve;
 mod snapshots;
+mod store_cli;
 mod validate;

@@ -110,3 +110,133 @@ impl Output {
         self
     }
 }
+
+// === Shared homes (store-management tests) ===
+
+impl Meshctl {
+    /// Uses `dir` as HOME, with XDG_CONFIG_HOME and XDG_DATA_HOME under it as the default runner
+    /// sets them, so several invocations share one config file and one embedded store.
+    pub fn home(self, dir: &Path) -> Self {
+        let config = dir.join("config");
+        let data = dir.join("data");
+        self.env("HOME", &dir.display().to_string())
+            .env("XDG_CONFIG_HOME", &config.display().to_string())
+            .env("XDG_DATA_HOME", &data.display().to_string())
+    }
+}
+
+// === A running `meshctl serve` (tests/integration/serve.rs) ===
+
+/// A `meshctl serve` process on 127.0.0.1 with an OS-chosen port, with private XDG directories. The
+/// port is read from the line the server prints once it listens (`meshctl serve: listening on URL`).
+/// Killed (SIGKILL, by its PID through the child handle) when dropped.
+pub struct Server {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`.
+    pub url: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts `meshctl serve --listen 127.0.0.1:0 ARGS...` with HOME and the XDG directories under `home`.
+pub fn serve<I, S>(home: &Path, args: I) -> Server
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshctl"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args.into_iter().map(|s| s.as_ref().to_string()))
+        .env_remove("MESHCTL_STORE")
+        .env_remove("MESHCTL_TOKEN")
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn meshctl serve");
+    let pipe = child.stderr.take().expect("stderr pipe");
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = stderr.clone();
+    // Keeps draining stderr for the server's whole life, so its log lines never block it.
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.strip_prefix("meshctl serve: listening on ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+            let mut log = log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    // Generous: a loaded CI machine may be slow to start a process; nothing here depends on timing.
+    let url = match rx.recv_timeout(std::time::Duration::from_secs(120)) {
+        Ok(url) => url,
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait();
+            let _ = reader.join();
+            panic!(
+                "meshctl serve did not start ({status:?}):\n{}",
+                stderr.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+            );
+        }
+    };
+    Server {
+        child,
+        url,
+        stderr,
+        reader: Some(reader),
+    }
+}
+
+impl Server {
+    /// `URL/apis/config.istio.io/v1alpha2` + `rest`.
+    pub fn api(&self, rest: &str) -> String {
+        format!("{}/apis/config.istio.io/v1alpha2{rest}", self.url)
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, ...) with kill(1), by PID.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code and the whole stderr.
+    pub fn terminate(mut self) -> (Option<i32>, String) {
+        self.signal("TERM");
+        let code = self.child.wait().expect("wait for meshctl serve").code();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (code, self.stderr())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
