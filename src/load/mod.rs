@@ -380,11 +380,12 @@ fn typed<'a>(
             "spec" => {
                 let sub = de::Ctx::new(&with(base, "spec"), index);
                 spec = match kind {
-                    Kind::RouteRule => de::from_node::<model::RouteRule>(&entry.value, &sub).map(Spec::RouteRule),
-                    Kind::EgressRule => de::from_node::<model::EgressRule>(&entry.value, &sub).map(Spec::EgressRule),
-                    Kind::DestinationPolicy => {
-                        de::from_node::<model::DestinationPolicy>(&entry.value, &sub).map(Spec::DestinationPolicy)
+                    Kind::RouteRule => {
+                        de::from_node::<model::RouteRule>(&entry.value, &sub).map(|r| Spec::RouteRule(Box::new(r)))
                     }
+                    Kind::EgressRule => de::from_node::<model::EgressRule>(&entry.value, &sub).map(Spec::EgressRule),
+                    Kind::DestinationPolicy => de::from_node::<model::DestinationPolicy>(&entry.value, &sub)
+                        .map(|d| Spec::DestinationPolicy(Box::new(d))),
                 };
                 recovered &= spec.is_some();
                 problems.extend(sub.into_problems());
