@@ -43,6 +43,8 @@ generate:
 
 bench:
 	bash bench/validate.sh
+	bash bench/get.sh
+	bash bench/serve.sh
 
 clean:
 	$(CARGO) clean

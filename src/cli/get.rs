@@ -1,11 +1,11 @@
 //! `meshctl get`: show rules from the store, as a table (kubectl's layout) or as YAML/JSON that
 //! `meshctl create -f` accepts back.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
-use comfy_table::{Attribute, Cell, ContentArrangement, Table};
 use serde_json::{Value, json};
 
 use crate::cli::objects;
@@ -164,6 +164,9 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
         }
     }
     out.flush()?;
+    // The process exits right after this, which frees everything at once: freeing thousands of
+    // objects one by one first would only add time (8 M instructions for 10,000 rules).
+    std::mem::forget(items);
     Ok(outcome)
 }
 
@@ -179,7 +182,13 @@ fn list(items: &[Resource], revision: Option<u64>) -> serde_json::Result<Value> 
 }
 
 /// The table: NAME, KIND, NAMESPACE, AGE (NAMESPACE first with -A, as kubectl), and SUMMARY for
-/// wide. No borders, three spaces between columns, no wrapping.
+/// wide. No borders, three spaces between columns, no wrapping, the header bold when colour is on.
+///
+/// This is the table comfy-table draws with its `NOTHING` preset, padding (0, 3) and content
+/// arrangement disabled (lines trimmed at the end), written out by hand: the same bytes, but about
+/// ten times cheaper, which matters for a list of thousands of rules (comfy-table took more than half
+/// of `get`'s instructions for 10,000 rows). The test `same_bytes_as_comfy_table` holds the two
+/// together.
 fn table(items: &[Resource], all_namespaces: bool, wide: bool, now: SystemTime) -> String {
     let mut header = if all_namespaces {
         vec!["NAMESPACE", "NAME", "KIND", "AGE"]
@@ -189,60 +198,115 @@ fn table(items: &[Resource], all_namespaces: bool, wide: bool, now: SystemTime) 
     if wide {
         header.push("SUMMARY");
     }
-    let color = ColorChoice::Auto.enabled();
-    let mut table = Table::new();
-    table
-        .load_style(comfy_table::presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled);
-    if color {
-        table.enforce_styling();
-    } else {
-        table.force_no_tty();
-    }
-    table.set_header(header.iter().map(|h| {
-        let cell = Cell::new(h);
-        if color {
-            cell.add_attribute(Attribute::Bold)
-        } else {
-            cell
-        }
-    }));
+    let mut cells: Vec<Cow<'_, str>> = Vec::with_capacity(items.len() * header.len());
+    let mut ages = Ages::new(now);
     for item in items {
-        let age = age(item, now);
-        let mut row = if all_namespaces {
-            vec![
-                item.namespace().to_string(),
-                item.name().to_string(),
-                item.kind.name().to_string(),
-                age,
-            ]
+        let (namespace, name, kind) = (
+            clean(item.namespace()),
+            clean(item.name()),
+            Cow::Borrowed(item.kind.name()),
+        );
+        if all_namespaces {
+            cells.extend([namespace, name, kind]);
         } else {
-            vec![
-                item.name().to_string(),
-                item.kind.name().to_string(),
-                item.namespace().to_string(),
-                age,
-            ]
-        };
-        if wide {
-            row.push(summary(item));
+            cells.extend([name, kind, namespace]);
         }
-        table.add_row(row.iter().map(|c| clean(c)));
+        cells.push(Cow::Owned(ages.of(item)));
+        if wide {
+            cells.push(Cow::Owned(clean(&summary(item)).into_owned()));
+        }
     }
-    for column in table.column_iter_mut() {
-        column.set_padding((0, 3));
+    aligned(&header, &cells, ColorChoice::Auto.enabled())
+}
+
+/// Lays out `cells` (row after row, `header.len()` to a row) under `header`: each column as wide as
+/// its widest cell (in terminal columns), cells left-aligned and followed by three spaces, each line
+/// trimmed at the end. With `bold`, each header cell, its padding included, is wrapped in the ANSI
+/// bold and reset sequences, as comfy-table styles a cell.
+fn aligned(header: &[&str], cells: &[Cow<'_, str>], bold: bool) -> String {
+    const GAP: usize = 3;
+    let columns = header.len();
+    let width = |s: &str| {
+        if s.is_ascii() {
+            s.len()
+        } else {
+            unicode_width::UnicodeWidthStr::width(s)
+        }
+    };
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h)).collect();
+    let mut cell_widths = Vec::with_capacity(cells.len());
+    for (i, cell) in cells.iter().enumerate() {
+        let w = width(cell);
+        widths[i % columns] = widths[i % columns].max(w);
+        cell_widths.push(w);
     }
-    let mut out = String::new();
-    for line in table.lines() {
-        out.push_str(line.trim_end());
-        out.push('\n');
+    let line_len: usize = widths.iter().map(|w| w + GAP).sum();
+    let mut out = String::with_capacity((cells.len() / columns.max(1) + 1) * (line_len + 1));
+    let pad = |out: &mut String, n: usize| out.extend(std::iter::repeat_n(' ', n));
+    for (h, w) in header.iter().zip(&widths) {
+        if bold {
+            out.push_str("\x1b[1m");
+        }
+        out.push_str(h);
+        pad(&mut out, w - width(h) + GAP);
+        if bold {
+            out.push_str("\x1b[0m");
+        }
+    }
+    trim_line_end(&mut out, 0);
+    for (row, row_widths) in cells.chunks(columns).zip(cell_widths.chunks(columns)) {
+        let start = out.len();
+        for ((cell, cw), w) in row.iter().zip(row_widths).zip(&widths) {
+            out.push_str(cell);
+            pad(&mut out, w - cw + GAP);
+        }
+        trim_line_end(&mut out, start);
     }
     out
 }
 
+/// Trims the whitespace at the end of the line that starts at `start` (as `str::trim_end` does) and
+/// ends it with a newline.
+fn trim_line_end(out: &mut String, start: usize) {
+    let kept = out[start..].trim_end().len();
+    out.truncate(start + kept);
+    out.push('\n');
+}
+
 /// Control characters (escape sequences) from a store never reach the terminal.
-fn clean(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+fn clean(s: &str) -> Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        Cow::Owned(s.chars().map(|c| if c.is_control() { '?' } else { c }).collect())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Ages of objects, remembering the last creation time read: objects created in the same second
+/// (a bulk create) share one parse.
+struct Ages {
+    now: SystemTime,
+    last: Option<(String, String)>,
+}
+
+impl Ages {
+    fn new(now: SystemTime) -> Ages {
+        Ages { now, last: None }
+    }
+
+    fn of(&mut self, item: &Resource) -> String {
+        let Some(created) = item.metadata.creation_timestamp.as_deref() else {
+            return age(item, self.now);
+        };
+        match &self.last {
+            Some((t, age)) if t == created => age.clone(),
+            _ => {
+                let age = age(item, self.now);
+                self.last = Some((created.to_string(), age.clone()));
+                age
+            }
+        }
+    }
 }
 
 /// The object's age as kubectl prints it, or `<unknown>`.
@@ -416,6 +480,94 @@ mod tests {
             (9 * 365 * 86400, "9y"),
         ] {
             assert_eq!(human_duration(Duration::from_secs(secs)), expected, "{secs}");
+        }
+    }
+
+    /// The table as comfy-table drew it before `aligned` replaced it (the reference for its bytes).
+    fn comfy_table(header: &[&str], rows: &[Vec<String>], color: bool) -> String {
+        use comfy_table::{Attribute, Cell, ContentArrangement, Table};
+        let mut table = Table::new();
+        table
+            .load_style(comfy_table::presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Disabled);
+        if color {
+            table.enforce_styling();
+        } else {
+            table.force_no_tty();
+        }
+        table.set_header(header.iter().map(|h| {
+            let cell = Cell::new(h);
+            if color {
+                cell.add_attribute(Attribute::Bold)
+            } else {
+                cell
+            }
+        }));
+        for row in rows {
+            table.add_row(row.iter().map(|c| clean(c).into_owned()));
+        }
+        for column in table.column_iter_mut() {
+            column.set_padding((0, 3));
+        }
+        let mut out = String::new();
+        for line in table.lines() {
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn same_bytes_as_comfy_table() {
+        let header = ["NAMESPACE", "NAME", "KIND", "AGE", "SUMMARY"];
+        let cells = [
+            "default",
+            "mysql",
+            "EgressRule",
+            "3d4h",
+            "10.0.0.5/32 tcp:3306",
+            "a-very-long-namespace-name",
+            "x",
+            "RouteRule",
+            "<unknown>",
+            "",
+            "ns",
+            "wide-\u{4e2d}\u{6587}-name",
+            "DestinationPolicy",
+            "45s",
+            "reviews -> reviews:v1 50%, reviews:v3 50%",
+            "ns",
+            "esc\u{1b}[31mred\ttab\nline",
+            "EgressRule",
+            "0s",
+            "trailing space   ",
+            "e\u{301}",
+            "nbsp\u{a0}",
+            "EgressRule",
+            "1y",
+            "ideographic\u{3000}",
+            "",
+            "",
+            "",
+            "",
+            "",
+        ];
+        for columns in [4, 5] {
+            let rows: Vec<Vec<String>> = cells
+                .chunks(5)
+                .map(|r| r[..columns].iter().map(|c| c.to_string()).collect())
+                .collect();
+            let flat: Vec<Cow<'_, str>> = rows.iter().flatten().map(|c| clean(c)).collect();
+            for take in [0, 1, rows.len()] {
+                let flat = &flat[..take * columns];
+                for color in [false, true] {
+                    assert_eq!(
+                        aligned(&header[..columns], flat, color),
+                        comfy_table(&header[..columns], &rows[..take], color),
+                        "{columns} columns, {take} rows, color {color}"
+                    );
+                }
+            }
         }
     }
 

@@ -307,25 +307,51 @@ impl Store for SqliteStore {
         }
         sql.push_str(" ORDER BY kind, namespace, name");
         let path = &self.path;
-        let (rows, revision) = self.read(|conn| {
-            // One read transaction: the revision is the one the rows were read at.
-            let tx = conn.transaction()?;
-            let (revision, _) = read_counters(&tx)?;
-            let mut rows = Rows::default();
-            {
-                let mut stmt = tx.prepare_cached(&sql)?;
-                let mut cursor = stmt.query(params_from_iter(args))?;
-                while let Some(row) = cursor.next()? {
-                    rows.push(row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+        let (chunks, revision) = self.read(|conn| {
+            // Decoding JSON into the typed model is most of a large list's cost (about 1 µs per
+            // object, several times what SQLite takes to read the row), so every DECODE_CHUNK rows
+            // go to the thread pool to be decoded while this thread reads on: the reading and the
+            // decoding overlap. A list shorter than one chunk is decoded here, with no threads.
+            let (send, receive) = std::sync::mpsc::channel();
+            let mut chunks = 0;
+            let revision = rayon::in_place_scope(|scope| -> rusqlite::Result<Revision> {
+                // One read transaction: the revision is the one the rows were read at. It ends
+                // as soon as the rows are read, before the decoding does.
+                let tx = conn.transaction()?;
+                let (revision, _) = read_counters(&tx)?;
+                let mut rows = Rows::default();
+                {
+                    let mut stmt = tx.prepare_cached(&sql)?;
+                    let mut cursor = stmt.query(params_from_iter(args))?;
+                    while let Some(row) = cursor.next()? {
+                        rows.push(row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
+                        if rows.len() == DECODE_CHUNK {
+                            let chunk = std::mem::take(&mut rows);
+                            let (send, index) = (send.clone(), chunks);
+                            chunks += 1;
+                            // The receiver outlives the scope, so the send cannot fail.
+                            scope.spawn(move |_| drop(send.send((index, chunk.decode(path)))));
+                        }
+                    }
                 }
-            }
-            tx.commit()?;
-            Ok((rows, revision))
+                tx.commit()?;
+                if !rows.is_empty() {
+                    let _ = send.send((chunks, rows.decode(path)));
+                    chunks += 1;
+                }
+                Ok(revision)
+            })?;
+            drop(send);
+            let mut decoded: Vec<_> = receive.into_iter().collect();
+            debug_assert_eq!(decoded.len(), chunks);
+            decoded.sort_unstable_by_key(|(index, _)| *index);
+            Ok((decoded, revision))
         })?;
-        Ok(Listing {
-            items: rows.decode(path)?,
-            revision,
-        })
+        let mut items = Vec::with_capacity(chunks.iter().map(|(_, c)| c.as_ref().map_or(0, Vec::len)).sum());
+        for (_, chunk) in chunks {
+            items.append(&mut chunk?);
+        }
+        Ok(Listing { items, revision })
     }
 
     fn create(&self, object: &Resource) -> Result<Resource, StoreError> {
@@ -619,9 +645,9 @@ impl SqliteWatch {
     }
 }
 
-/// The rows of a list, copied out of SQLite so that the connection is free again before the (much
-/// slower) decoding starts, and so that decoding can be split across threads. One buffer for all
-/// bodies rather than a `String` each: one allocation instead of thousands.
+/// A chunk of a list's rows, copied out of SQLite so that it can be decoded on another thread while
+/// the next chunk is read. One buffer for all bodies rather than a `String` each: one allocation
+/// instead of hundreds.
 #[derive(Default)]
 struct Rows {
     text: String,
@@ -629,10 +655,8 @@ struct Rows {
     rows: Vec<(Result<Kind, String>, usize)>,
 }
 
-/// From this many rows on, a list decodes on several threads. Decoding JSON into the typed model is
-/// most of a large list's cost (about 1 µs per object, against a fraction of that for SQLite to read
-/// the row); below this, starting the thread pool is not worth it.
-const PARALLEL_DECODE_MIN: usize = 512;
+/// How many rows a list hands to the thread pool at a time to decode (see `list`).
+const DECODE_CHUNK: usize = 256;
 
 impl Rows {
     fn push(&mut self, kind: &str, body: &str) {
@@ -641,37 +665,27 @@ impl Rows {
         self.rows.push((kind, self.text.len()));
     }
 
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Decodes the rows, in order.
     fn decode(self, path: &Path) -> Result<Vec<Resource>, StoreError> {
         let mut start = 0;
-        let bodies: Vec<(&Result<Kind, String>, &str)> = self
-            .rows
-            .iter()
-            .map(|(kind, end)| {
-                let body = self.text.get(start..*end).unwrap_or_default();
-                start = *end;
-                (kind, body)
-            })
-            .collect();
-        let one = |(kind, body): &(&Result<Kind, String>, &str)| match kind {
-            Ok(kind) => decode(path, *kind, body),
-            Err(name) => Err(corrupt(path, format!("unknown kind `{name}` in the objects table"))),
-        };
-        if bodies.len() < PARALLEL_DECODE_MIN {
-            let mut items = Vec::with_capacity(bodies.len());
-            for row in &bodies {
-                items.push(one(row)?);
-            }
-            return Ok(items);
+        let mut items = Vec::with_capacity(self.rows.len());
+        for (kind, end) in &self.rows {
+            let body = self.text.get(start..*end).unwrap_or_default();
+            start = *end;
+            items.push(match kind {
+                Ok(kind) => decode(path, *kind, body)?,
+                Err(name) => return Err(corrupt(path, format!("unknown kind `{name}` in the objects table"))),
+            });
         }
-        use rayon::prelude::*;
-        // Exactly sized, in order. `Result<Resource, _>` has the size of `Resource`, so the final
-        // `filter_map` collects in place: no second buffer of a large list's objects.
-        let mut decoded = Vec::with_capacity(bodies.len());
-        bodies.par_iter().map(one).collect_into_vec(&mut decoded);
-        if let Some(at) = decoded.iter().position(Result::is_err) {
-            decoded.swap_remove(at)?;
-        }
-        Ok(decoded.into_iter().filter_map(Result::ok).collect())
+        Ok(items)
     }
 }
 
