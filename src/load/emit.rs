@@ -131,6 +131,11 @@ fn plain_is_safe(s: &str) -> bool {
         // 10.0.0.5 or 2001:db8::1 look like this too; quoting them is harmless.
         return false;
     }
+    // YAML 1.1 reads `2026-11-25` and `2026-11-25T11:19:46Z` as timestamps, not strings.
+    let b = s.as_bytes();
+    if b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' {
+        return false;
+    }
     if "-?:,[]{}#&*!|>'\"%@`".contains(first)
         && !(matches!(first, '-' | '?' | ':') && s.len() > 1 && !s[1..].starts_with(' '))
     {
@@ -230,6 +235,8 @@ mod tests {
             "10.0.0.5",
             "2001:db8::1",
             "\u{1b}[31m",
+            "2026-11-25",
+            "2026-11-25T11:19:46Z",
         ] {
             round_trip(&json!({ "k": s }));
             round_trip(&json!([s]));
@@ -246,6 +253,11 @@ mod tests {
         assert!(text.contains("timeout: 1.5s\n"), "{text}");
         assert!(text.contains("service: \"*.example.com\"\n"), "{text}");
         assert!(text.contains("path: /api/v1\n"), "{text}");
+        let stamp = to_yaml(&json!({"creationTimestamp": "2026-11-25T11:19:46Z"}));
+        assert_eq!(
+            stamp, "creationTimestamp: \"2026-11-25T11:19:46Z\"\n",
+            "YAML 1.1 would read a timestamp"
+        );
     }
 
     #[test]
