@@ -1,7 +1,5 @@
 //! `meshctl create`: store new rules from files, as `istioctl create` did.
 
-use std::io::Write;
-
 use crate::cli::objects::{self, FileArgs};
 use crate::cli::{Global, Outcome};
 
@@ -23,26 +21,11 @@ pub struct Args {
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
-    let Some(loaded) = objects::load(&args.files, args.namespace.as_deref())? else {
-        return Ok(Outcome::Failure);
-    };
-    let store = objects::open_store(global)?;
-    let mut out = std::io::stdout().lock();
-    let mut outcome = Outcome::Success;
-    for l in &loaded {
-        match store.create(&l.object) {
-            Ok(stored) => writeln!(
-                out,
-                "Created config {} at revision {}",
-                l.key(),
-                stored.metadata.resource_version.as_deref().unwrap_or("?")
-            )?,
-            Err(e) => {
-                out.flush()?;
-                objects::report(e)?;
-                outcome = Outcome::Failure;
-            }
-        }
-    }
-    Ok(outcome)
+    objects::write_each(
+        global,
+        &args.files,
+        args.namespace.as_deref(),
+        |store, object| store.create(object),
+        |key, revision| format!("Created config {key} at revision {revision}"),
+    )
 }

@@ -74,6 +74,39 @@ pub fn report(e: StoreError) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `create` and `replace` do: load and validate the files (nothing is written when any is
+/// invalid), then `write` each object in order, printing `done(key, revision)` for each success and
+/// reporting each failure, carrying on (as kubectl does) and exiting 1 when any failed.
+pub fn write_each(
+    global: &Global,
+    files: &FileArgs,
+    namespace: Option<&str>,
+    write: impl Fn(&dyn Store, &Resource) -> Result<Resource, StoreError>,
+    done: impl Fn(&ObjectKey, &str) -> String,
+) -> anyhow::Result<crate::cli::Outcome> {
+    use crate::cli::Outcome;
+    let Some(loaded) = load(files, namespace)? else {
+        return Ok(Outcome::Failure);
+    };
+    let store = open_store(global)?;
+    let mut out = std::io::stdout().lock();
+    let mut outcome = Outcome::Success;
+    for l in &loaded {
+        match write(store.as_ref(), &l.object) {
+            Ok(stored) => {
+                let revision = stored.metadata.resource_version.as_deref().unwrap_or("?");
+                writeln!(out, "{}", done(&l.key(), revision))?;
+            }
+            Err(e) => {
+                out.flush()?;
+                report(e)?;
+                outcome = Outcome::Failure;
+            }
+        }
+    }
+    Ok(outcome)
+}
+
 /// One object read from a file.
 #[derive(Debug, Clone)]
 pub struct Loaded {
