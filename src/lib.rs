@@ -9,6 +9,7 @@ pub mod context;
 pub mod diag;
 pub mod load;
 pub mod model;
+pub mod proxy;
 pub mod server;
 pub mod store;
 pub mod suggest;

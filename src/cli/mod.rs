@@ -2,12 +2,14 @@
 //! [`Outcome`]. Exit codes are decided here, once.
 
 pub mod apply;
+pub mod check;
 pub mod completion;
 pub mod context;
 pub mod create;
 pub mod delete;
 pub mod get;
 pub mod objects;
+pub mod proxy;
 pub mod replace;
 pub mod schema;
 pub mod serve;
@@ -85,6 +87,8 @@ pub enum Command {
     Delete(delete::Args),
     Context(context::Args),
     Serve(serve::Args),
+    Proxy(proxy::Args),
+    Check(check::Args),
     Token(token::Args),
     Schema(schema::Args),
     Completion(completion::Args),
@@ -115,6 +119,8 @@ pub fn main() -> ExitCode {
         Command::Delete(args) => delete::run(&cli.global, args),
         Command::Context(args) => context::run(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
+        Command::Proxy(args) => proxy::run(&cli.global, args),
+        Command::Check(args) => check::run(&cli.global, args),
         Command::Token(args) => token::run(&cli.global, args),
         Command::Schema(args) => schema::run(args),
         Command::Completion(args) => completion::run(args),

@@ -240,3 +240,192 @@ impl Drop for Server {
         self.kill();
     }
 }
+
+// === A running `meshctl proxy` (tests/integration/proxy_*.rs) ===
+
+/// A `meshctl proxy` process with its listeners on OS-chosen loopback ports (unless the caller
+/// passes its own `--listen`/`--admin`). Ports are read from the lines the proxy prints on standard
+/// error; the access log (standard output) and standard error are kept for assertions. Killed by its
+/// PID when dropped.
+pub struct Proxy {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT` of the explicit proxy port.
+    pub listen: String,
+    /// `http://127.0.0.1:PORT` of the admin port.
+    pub admin: String,
+    /// The local addresses of `--forward`s, in the order given.
+    pub forwards: Vec<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Starts `meshctl proxy --listen 127.0.0.1:0 --admin 127.0.0.1:0 ARGS...` with HOME and the XDG
+/// directories under `home`, and waits for its `ready` line.
+pub fn proxy<I, S>(home: &Path, args: I) -> Proxy
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let args: Vec<String> = args.into_iter().map(|s| s.as_ref().to_string()).collect();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_meshctl"));
+    command.arg("proxy");
+    if !args.iter().any(|a| a == "--listen" || a.starts_with("--listen=")) {
+        command.args(["--listen", "127.0.0.1:0"]);
+    }
+    if !args.iter().any(|a| a == "--admin" || a.starts_with("--admin=")) {
+        command.args(["--admin", "127.0.0.1:0"]);
+    }
+    command
+        .args(&args)
+        .env_remove("MESHCTL_STORE")
+        .env_remove("MESHCTL_TOKEN")
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("HOME", home);
+    spawn_proxy(command)
+}
+
+/// Starts a prepared `meshctl proxy` command (for callers that wrap it, e.g. in `ip netns exec`)
+/// and waits for its `ready` line.
+pub fn spawn_proxy(mut command: Command) -> Proxy {
+    use std::io::BufRead;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn meshctl proxy");
+    let err_pipe = child.stderr.take().expect("stderr pipe");
+    let out_pipe = child.stdout.take().expect("stdout pipe");
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = stderr.clone();
+    let err_reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err_pipe).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line.clone());
+            let mut log = log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let out = stdout.clone();
+    let out_reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out_pipe).lines() {
+            let Ok(line) = line else { break };
+            let mut out = out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            out.push_str(&line);
+            out.push('\n');
+        }
+    });
+    let (mut listen, mut admin, mut forwards) = (String::new(), String::new(), Vec::new());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(rest) = line.strip_prefix("meshctl proxy: listening on ") {
+                    listen = rest.split_whitespace().next().unwrap_or_default().to_string();
+                } else if let Some(rest) = line.strip_prefix("meshctl proxy: admin on ") {
+                    admin = rest.trim().to_string();
+                } else if let Some(rest) = line.strip_prefix("meshctl proxy: forwarding ") {
+                    forwards.push(rest.split_whitespace().next().unwrap_or_default().to_string());
+                } else if line.trim() == "meshctl proxy: ready" {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                let _ = err_reader.join();
+                panic!(
+                    "meshctl proxy did not become ready ({status:?}):\n{}",
+                    stderr.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+                );
+            }
+        }
+    }
+    Proxy {
+        child,
+        listen,
+        admin,
+        forwards,
+        stderr,
+        stdout,
+        readers: vec![err_reader, out_reader],
+    }
+}
+
+impl Proxy {
+    /// Everything the proxy wrote to standard error so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// The access log so far (standard output).
+    pub fn access_log(&self) -> String {
+        self.stdout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Waits up to `timeout` for `pred` to hold on the access log; returns the log either way.
+    pub fn wait_log(&self, timeout: std::time::Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let log = self.access_log();
+            if pred(&log) || std::time::Instant::now() >= deadline {
+                return log;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to `timeout` for `pred` to hold on standard error; returns it either way.
+    pub fn wait_stderr(&self, timeout: std::time::Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let log = self.stderr();
+            if pred(&log) || std::time::Instant::now() >= deadline {
+                return log;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// The process ID (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`HUP`, `TERM`, ...) with kill(1), by PID.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code and the whole stderr.
+    pub fn terminate(mut self) -> (Option<i32>, String) {
+        self.signal("TERM");
+        let code = self.child.wait().expect("wait for meshctl proxy").code();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        (code, self.stderr())
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

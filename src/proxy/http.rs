@@ -1,0 +1,570 @@
+//! HTTP on the proxy port: absolute-form requests (`GET http://host/path`) and CONNECT from clients
+//! told to use a proxy, and origin-form requests captured transparently (their `Host` names the
+//! destination). Every request is checked on its own, so one keep-alive connection cannot carry a
+//! request to a host no rule allows. An `https` egress port makes the proxy originate TLS.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use super::access_log::{Decision, Entry};
+use super::conn::{self, FIRST_BYTES_TIMEOUT, UpstreamError};
+use super::state::Shared;
+use crate::model::egress_rule::Protocol;
+
+/// The most a request head may take (a larger one is answered 431).
+const MAX_HEAD: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// The client knows it talks to a proxy.
+    Explicit,
+    /// Redirected to the proxy; the original destination.
+    Transparent(SocketAddr),
+}
+
+/// One upstream connection kept for the next request of the same client connection.
+struct Upstream {
+    key: (String, u16, bool),
+    sender: SendRequest<CountingBody>,
+}
+
+struct Conn {
+    peer: SocketAddr,
+    mode: Mode,
+    upstream: tokio::sync::Mutex<Option<Upstream>>,
+}
+
+pub async fn serve(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: Arc<Shared>) {
+    let conn = Arc::new(Conn {
+        peer,
+        mode,
+        upstream: tokio::sync::Mutex::new(None),
+    });
+    let mut stop = shared.stop.subscribe();
+    let svc_shared = shared.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let conn = conn.clone();
+        let shared = svc_shared.clone();
+        async move { Ok::<_, Infallible>(handle(req, &conn, &shared).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(FIRST_BYTES_TIMEOUT)
+        .max_buf_size(MAX_HEAD);
+    let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    tokio::pin!(connection);
+    let stopping = async { stop.wait_for(|s| *s).await.is_ok() };
+    let draining = tokio::select! {
+        _ = connection.as_mut() => false,
+        stopped = stopping => stopped,
+    };
+    if draining {
+        // Finish the request in flight, then close.
+        connection.as_mut().graceful_shutdown();
+        let _ = connection.await;
+    }
+}
+
+async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Response<ProxyBody> {
+    if req.method() == Method::CONNECT {
+        return match conn.mode {
+            Mode::Explicit => connect_tunnel(req, conn.peer, shared).await,
+            Mode::Transparent(_) => local(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "CONNECT is for clients that use the proxy explicitly\n",
+            ),
+        };
+    }
+    // Where the request goes: the absolute-form URI, or (captured) the Host header and original port.
+    let target = match conn.mode {
+        Mode::Explicit => {
+            let uri = req.uri();
+            let tls = match uri.scheme_str() {
+                Some(s) if s.eq_ignore_ascii_case("http") => false,
+                Some(s) if s.eq_ignore_ascii_case("https") => true,
+                _ => {
+                    return local(
+                        StatusCode::BAD_REQUEST,
+                        "meshctl proxy: this is a proxy port: send absolute-form requests (GET http://host/path) or CONNECT host:port\n",
+                    );
+                }
+            };
+            let Some(host) = uri.host() else {
+                return local(
+                    StatusCode::BAD_REQUEST,
+                    "meshctl proxy: the request URI names no host\n",
+                );
+            };
+            let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+            Target {
+                host: host.to_string(),
+                port,
+                tls,
+                addr: None,
+            }
+        }
+        Mode::Transparent(orig) => {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(strip_port)
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| orig.ip().to_string());
+            Target {
+                host,
+                port: orig.port(),
+                tls: false,
+                addr: Some(orig),
+            }
+        }
+    };
+    let dst = format!("{}:{}", conn::bracket(&target.host), target.port);
+    let url = display_url(&req, &target);
+    let mut entry = Entry::new("http", conn.peer, dst.clone());
+    entry.method = Some(req.method().to_string());
+    entry.url = Some(url.clone());
+
+    let verdict = {
+        let active = shared.rules();
+        let bare = target.host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<IpAddr>() {
+            Ok(ip) => active
+                .rules
+                .match_addr(ip, target.port)
+                .map(|a| (a.rule.to_string(), false)),
+            Err(_) => active
+                .rules
+                .match_host(&target.host, target.port)
+                .map(|a| (a.rule.to_string(), a.protocol == Protocol::Https)),
+        }
+    };
+    let Some((rule, originate)) = verdict else {
+        shared.metrics.request(false);
+        let body = format!(
+            "meshctl proxy: denied {} {url}: no EgressRule allows {dst}\n\
+             (egress is blocked unless an EgressRule opens the destination; `meshctl check http://{dst}` explains)\n",
+            req.method()
+        );
+        let resp = local(StatusCode::FORBIDDEN, body);
+        entry.status = Some(403);
+        entry.finish();
+        shared.log.write(&entry);
+        return resp;
+    };
+    shared.metrics.request(true);
+    entry.decision = Decision::Allow;
+    entry.rule = Some(rule);
+    let target = Target {
+        tls: target.tls || originate,
+        ..target
+    };
+
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key(header::HOST) {
+        if let Ok(v) = HeaderValue::from_str(&host_header(&target)) {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+        .parse::<Uri>()
+        .unwrap_or_else(|_| Uri::from_static("/"));
+    parts.version = http::Version::HTTP_11;
+    let sent = Arc::new(AtomicU64::new(0));
+    let upstream_req = Request::from_parts(
+        parts,
+        CountingBody {
+            inner: body,
+            count: sent.clone(),
+        },
+    );
+
+    let mut slot = conn.upstream.lock().await;
+    let key = (target.host.to_ascii_lowercase(), target.port, target.tls);
+    let reusable = match slot.as_mut() {
+        Some(u) if u.key == key => u.sender.ready().await.is_ok(),
+        _ => false,
+    };
+    if !reusable {
+        *slot = None;
+        match open(&target, shared).await {
+            Ok(sender) => *slot = Some(Upstream { key, sender }),
+            Err(e) => {
+                let status = if e.is_timeout() {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                entry.status = Some(status.as_u16());
+                let body = format!("meshctl proxy: {url}: {e}\n");
+                conn::upstream_failed(shared, entry, &e);
+                return local(status, body);
+            }
+        }
+    }
+    let Some(upstream) = slot.as_mut() else {
+        return local(StatusCode::BAD_GATEWAY, "meshctl proxy: no upstream connection\n");
+    };
+    match upstream.sender.send_request(upstream_req).await {
+        Ok(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            entry.status = Some(parts.status.as_u16());
+            Response::from_parts(
+                parts,
+                ProxyBody::Upstream {
+                    inner: body,
+                    log: Some(Box::new(LogOnDrop {
+                        entry,
+                        sent,
+                        received: 0,
+                        shared: shared.clone(),
+                    })),
+                },
+            )
+        }
+        Err(e) => {
+            *slot = None;
+            shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            entry.status = Some(502);
+            entry.error = Some(format!("upstream: {e}"));
+            entry.sent = sent.load(Ordering::Relaxed);
+            entry.finish();
+            shared.log.write(&entry);
+            local(
+                StatusCode::BAD_GATEWAY,
+                format!("meshctl proxy: {url}: the upstream failed: {e}\n"),
+            )
+        }
+    }
+}
+
+struct Target {
+    host: String,
+    port: u16,
+    tls: bool,
+    /// The address to connect to (captured traffic); else `host` is resolved.
+    addr: Option<SocketAddr>,
+}
+
+/// Opens a connection to the target (TLS when it asks for it) and hands back its request sender.
+async fn open(target: &Target, shared: &Shared) -> Result<SendRequest<CountingBody>, UpstreamError> {
+    let tcp = match target.addr {
+        Some(addr) => conn::connect_addr(addr, shared.connect_timeout).await?,
+        None => conn::connect(&target.host, target.port, shared.connect_timeout).await?,
+    };
+    let name = format!("{}:{}", conn::bracket(&target.host), target.port);
+    let handshake_failed = |e: hyper::Error| UpstreamError::Tls(name.clone(), format!("HTTP handshake: {e}"));
+    if target.tls {
+        let bare = target.host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = rustls_pki_types::ServerName::try_from(bare.to_string())
+            .map_err(|e| UpstreamError::Tls(name.clone(), e.to_string()))?;
+        let tls = tokio::time::timeout(shared.connect_timeout, shared.tls.connect(server_name, tcp))
+            .await
+            .map_err(|_| UpstreamError::Timeout(name.clone()))?
+            .map_err(|e| UpstreamError::Tls(name.clone(), e.to_string()))?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(handshake_failed)?;
+        tokio::spawn(connection);
+        Ok(sender)
+    } else {
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(handshake_failed)?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+}
+
+async fn connect_tunnel(req: Request<Incoming>, peer: SocketAddr, shared: &Arc<Shared>) -> Response<ProxyBody> {
+    let Some(authority) = req.uri().authority().cloned() else {
+        return local(StatusCode::BAD_REQUEST, "meshctl proxy: CONNECT needs host:port\n");
+    };
+    let host = authority.host().to_string();
+    let port = authority.port_u16().unwrap_or(443);
+    let dst = format!("{}:{port}", conn::bracket(&host));
+    let mut entry = Entry::new("connect", peer, dst.clone());
+    let verdict = conn::allow_host(&shared.rules(), &host, port);
+    let Some(rule) = verdict else {
+        conn::deny(shared, entry);
+        return local(
+            StatusCode::FORBIDDEN,
+            format!("meshctl proxy: denied CONNECT {dst}: no EgressRule allows {dst}\n"),
+        );
+    };
+    entry.decision = Decision::Allow;
+    entry.rule = Some(rule);
+    shared.metrics.connection(true);
+    let upstream = match conn::connect(&host, port, shared.connect_timeout).await {
+        Ok(u) => u,
+        Err(e) => {
+            let status = if e.is_timeout() {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            let body = format!("meshctl proxy: CONNECT {dst}: {e}\n");
+            conn::upstream_failed(shared, entry, &e);
+            return local(status, body);
+        }
+    };
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
+                // The client's own socket again: relay without copying, after any bytes the HTTP
+                // parser had already read past the CONNECT request.
+                Ok(parts) => {
+                    let mut upstream = upstream;
+                    if !parts.read_buf.is_empty() {
+                        use tokio::io::AsyncWriteExt as _;
+                        if let Err(e) = upstream.write_all(&parts.read_buf).await {
+                            entry.error = Some(format!("upstream: {e}"));
+                            entry.finish();
+                            shared.log.write(&entry);
+                            return;
+                        }
+                    }
+                    let early = parts.read_buf.len() as u64;
+                    let mut entry = entry;
+                    entry.sent = early;
+                    conn::pump_tcp(parts.io.into_inner(), upstream, entry, &shared).await
+                }
+                Err(upgraded) => conn::pump(TokioIo::new(upgraded), upstream, entry, &shared).await,
+            },
+            Err(e) => {
+                entry.error = Some(format!("CONNECT upgrade: {e}"));
+                entry.finish();
+                shared.log.write(&entry);
+            }
+        }
+    });
+    Response::new(ProxyBody::Local(None))
+}
+
+fn local(status: StatusCode, body: impl Into<String>) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::Local(Some(Bytes::from(body.into()))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// `http://host:port/path` for the log and messages.
+fn display_url(req: &Request<Incoming>, target: &Target) -> String {
+    let scheme = if target.tls && target.port == 443 {
+        "https"
+    } else {
+        "http"
+    };
+    let default = if scheme == "https" { 443 } else { 80 };
+    let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let host = conn::bracket(&target.host);
+    if target.port == default {
+        format!("{scheme}://{host}{pq}")
+    } else {
+        format!("{scheme}://{host}:{}{pq}", target.port)
+    }
+}
+
+fn host_header(target: &Target) -> String {
+    let host = conn::bracket(&target.host);
+    let default = if target.tls { 443 } else { 80 };
+    if target.port == default {
+        host
+    } else {
+        format!("{host}:{}", target.port)
+    }
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+fn strip_port(h: &str) -> String {
+    let h = h.trim();
+    if let Some(rest) = h.strip_prefix('[') {
+        return match rest.find(']') {
+            Some(i) => format!("[{}]", &rest[..i]),
+            None => h.to_string(),
+        };
+    }
+    match h.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host.to_string(),
+        _ => h.to_string(),
+    }
+}
+
+/// Removes the headers that belong to one hop (RFC 9110 §7.6.1), including those `Connection` names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(n);
+    }
+    headers.remove("proxy-connection");
+    headers.remove("keep-alive");
+}
+
+// === Bodies ===
+
+/// A request body on its way upstream, counting its bytes.
+pub struct CountingBody {
+    inner: Incoming,
+    count: Arc<AtomicU64>,
+}
+
+impl Body for CountingBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &r {
+            if let Some(d) = frame.data_ref() {
+                self.count.fetch_add(d.len() as u64, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Writes a request's access log line when its response body is done (or abandoned).
+pub struct LogOnDrop {
+    entry: Entry,
+    sent: Arc<AtomicU64>,
+    received: u64,
+    shared: Arc<Shared>,
+}
+
+impl Drop for LogOnDrop {
+    fn drop(&mut self) {
+        self.entry.sent = self.sent.load(Ordering::Relaxed);
+        self.entry.received = self.received;
+        self.entry.finish();
+        self.shared.metrics.bytes(self.entry.sent, self.entry.received);
+        self.shared.log.write(&self.entry);
+    }
+}
+
+/// What the proxy answers with: its own short text, or the upstream's body streamed through.
+pub enum ProxyBody {
+    Local(Option<Bytes>),
+    Upstream {
+        inner: Incoming,
+        log: Option<Box<LogOnDrop>>,
+    },
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Upstream { inner, log } => {
+                let r = Pin::new(inner).poll_frame(cx);
+                match &r {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let (Some(d), Some(l)) = (frame.data_ref(), log.as_mut()) {
+                            l.received += d.len() as u64;
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        if let Some(l) = log.as_mut() {
+                            l.entry.error = Some(format!("upstream body: {e}"));
+                        }
+                        *log = None;
+                    }
+                    Poll::Ready(None) => *log = None,
+                    Poll::Pending => {}
+                }
+                r
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Local(b) => b.is_none(),
+            ProxyBody::Upstream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Local(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ProxyBody::Local(None) => SizeHint::with_exact(0),
+            ProxyBody::Upstream { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ports_from_host_headers() {
+        assert_eq!(strip_port("example.com:8080"), "example.com");
+        assert_eq!(strip_port("example.com"), "example.com");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+        h.insert(header::PROXY_AUTHORIZATION, HeaderValue::from_static("Basic eA=="));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}

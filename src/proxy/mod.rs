@@ -1,0 +1,208 @@
+//! `meshctl proxy`: a sidecar-style egress proxy for offline trials. External traffic is denied
+//! unless an EgressRule allows it; rules are compiled once per change into lookup tables, and each
+//! connection (or HTTP request) is decided against the set in force when it arrives.
+
+pub mod access_log;
+pub mod admin;
+pub mod conn;
+pub mod http;
+pub mod metrics;
+pub mod orig_dst;
+pub mod rules;
+pub mod socks;
+pub mod source;
+pub mod splice;
+pub mod state;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+
+use crate::cli::UsageError;
+
+/// A fixed forward: connections to `local` go to `host:port` when a rule allows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub local: SocketAddr,
+    pub host: String,
+    pub port: u16,
+}
+
+pub struct Config {
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub forwards: Vec<Forward>,
+    pub transparent: bool,
+    pub upstream_ca: Option<PathBuf>,
+    pub access_log: Option<PathBuf>,
+    pub log_format: access_log::Format,
+    pub workers: usize,
+    pub connect_timeout: Duration,
+    pub drain_timeout: Duration,
+    pub source: source::Source,
+}
+
+/// Runs the proxy until SIGTERM or SIGINT, then stops accepting and lets open connections finish
+/// (up to the drain timeout). Problems before it is ready (rules that cannot be read, an address in
+/// use) are returned as usage or I/O errors.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    orig_dst::raise_nofile_limit();
+    let tls = tls::connector(config.upstream_ca.as_deref()).map_err(|e| UsageError(format!("{e:#}")))?;
+    let log = access_log::AccessLog::open(config.access_log.as_deref(), config.log_format).map_err(|e| {
+        UsageError(format!(
+            "--access-log {}: {e}",
+            config
+                .access_log
+                .as_deref()
+                .unwrap_or(std::path::Path::new("-"))
+                .display()
+        ))
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers.max(1))
+        .enable_all()
+        .thread_name("meshctl-proxy")
+        .build()?;
+    let (stop_tx, _) = tokio::sync::watch::channel(false);
+    let Config {
+        listen,
+        admin,
+        forwards,
+        transparent,
+        connect_timeout,
+        drain_timeout,
+        source,
+        ..
+    } = config;
+    let (active, follower) = source::initial(source).map_err(UsageError)?;
+    let shared = Arc::new(state::Shared {
+        active: ArcSwap::from_pointee(active),
+        metrics: metrics::Metrics::default(),
+        log,
+        tls,
+        connect_timeout,
+        ready: AtomicBool::new(false),
+        stop: stop_tx,
+    });
+    {
+        let a = shared.rules();
+        shared.metrics.rules_revision.store(a.revision, Ordering::Relaxed);
+        shared
+            .metrics
+            .egress_rules
+            .store(a.rules.egress_rules() as u64, Ordering::Relaxed);
+    }
+    let result = runtime.block_on(serve(
+        shared.clone(),
+        listen,
+        admin,
+        forwards,
+        transparent,
+        drain_timeout,
+        follower,
+    ));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| UsageError(format!("cannot listen on {addr} ({what}): {e}")).into())
+}
+
+async fn serve(
+    shared: Arc<state::Shared>,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    forwards: Vec<Forward>,
+    transparent: bool,
+    drain_timeout: Duration,
+    follower: source::Follower,
+) -> anyhow::Result<()> {
+    let admin_listener = bind(admin, "--admin").await?;
+    let proxy_listener = bind(listen, "--listen").await?;
+    let mut forward_listeners = Vec::new();
+    for f in forwards {
+        let l = bind(f.local, "--forward").await?;
+        forward_listeners.push((l, f));
+    }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+
+    eprintln!("meshctl proxy: admin on http://{}", admin_listener.local_addr()?);
+    eprintln!(
+        "meshctl proxy: listening on {} (http, connect, socks5{})",
+        proxy_listener.local_addr()?,
+        if transparent { ", transparent" } else { "" }
+    );
+    for (l, f) in &forward_listeners {
+        eprintln!(
+            "meshctl proxy: forwarding {} to {}:{}",
+            l.local_addr()?,
+            conn::bracket(&f.host),
+            f.port
+        );
+    }
+    source::announce(&shared.rules(), "");
+
+    // Connections hold a clone of `held`; when every clone is gone, `held_tx.closed()` resolves.
+    let (held_tx, held) = tokio::sync::watch::channel(());
+    tokio::spawn(admin::serve(admin_listener, shared.clone(), shared.stop.subscribe()));
+    tokio::spawn(conn::accept_loop(
+        proxy_listener,
+        conn::Role::Explicit { transparent },
+        shared.clone(),
+        shared.stop.subscribe(),
+        held.clone(),
+    ));
+    for (l, f) in forward_listeners {
+        tokio::spawn(conn::accept_loop(
+            l,
+            conn::Role::Forward(Arc::new(f)),
+            shared.clone(),
+            shared.stop.subscribe(),
+            held.clone(),
+        ));
+    }
+    let follow_stop = Arc::new(AtomicBool::new(false));
+    {
+        let shared = shared.clone();
+        let stop = follow_stop.clone();
+        std::thread::Builder::new()
+            .name("meshctl-rules".into())
+            .spawn(move || source::follow(follower, shared, stop))
+            .context("starting the rules thread")?;
+    }
+    shared.ready.store(true, Ordering::SeqCst);
+    eprintln!("meshctl proxy: ready");
+
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    let open = shared.metrics.active_connections.load(Ordering::Relaxed);
+    eprintln!(
+        "meshctl proxy: shutting down: no new connections; letting {open} open connection(s) finish (at most {})",
+        humantime::format_duration(drain_timeout)
+    );
+    let _ = shared.stop.send(true);
+    drop(held);
+    if tokio::time::timeout(drain_timeout, held_tx.closed()).await.is_err() {
+        eprintln!(
+            "meshctl proxy: {} connection(s) still open after {}; closing them",
+            shared.metrics.active_connections.load(Ordering::Relaxed),
+            humantime::format_duration(drain_timeout)
+        );
+    }
+    follow_stop.store(true, Ordering::SeqCst);
+    eprintln!("meshctl proxy: stopped");
+    Ok(())
+}
