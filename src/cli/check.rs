@@ -291,23 +291,25 @@ enum Verdict<'a> {
 fn decide<'a>(set: &'a RuleSet, objects: &[Resource], dest: &Dest, source: &str) -> Verdict<'a> {
     let port = dest.port;
     let allowed = match (&dest.host, dest.scheme) {
-        (Host::Ip(ip), Scheme::Http) => {
-            let mut hints = vec![format!(
-                "HTTP egress is matched by host name, and {ip} is an address: a request to an IP literal is \
-                 never allowed; use the host's name (and name it in an EgressRule)"
-            )];
-            if let Some(a) = set.match_addr(*ip, port) {
-                hints.push(format!(
-                    "{} allows {} at the TCP level (destination {}, port {port}/{}): check tcp://{}",
+        (Host::Ip(ip), Scheme::Http) => match set.match_addr(*ip, port) {
+            Some(a) => Some((
+                a,
+                vec![format!(
+                    "a request to an IP literal is matched by address, like the TCP connection that carries it: \
+                     {} opens {} at the TCP level (HTTP host rules match names only)",
                     a.rule,
-                    socket(*ip, port),
-                    a.destination,
-                    a.protocol.as_str(),
                     socket(*ip, port)
-                ));
+                )],
+            )),
+            None => {
+                return Verdict::Denied {
+                    hints: vec![format!(
+                        "HTTP host rules match names: to reach {} by address, a tcp rule must open it",
+                        socket(*ip, port)
+                    )],
+                };
             }
-            return Verdict::Denied { hints };
-        }
+        },
         (Host::Ip(ip), _) => set.match_addr(*ip, port).map(|a| {
             let notes = if dest.scheme == Scheme::Https {
                 vec![format!(

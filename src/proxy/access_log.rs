@@ -81,6 +81,20 @@ impl Entry {
         self.duration = self.start.elapsed().unwrap_or_default();
     }
 
+    /// The host name of the destination, when it was given by name (HTTP, CONNECT, SOCKS5, TLS SNI).
+    pub fn host(&self) -> Option<&str> {
+        let host = match self.dst.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => &self.dst,
+        };
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if bare.parse::<std::net::IpAddr>().is_ok() {
+            None
+        } else {
+            Some(host)
+        }
+    }
+
     pub fn format(&self, format: Format) -> String {
         let time = humantime::format_rfc3339_millis(self.start);
         let ms = self.duration.as_secs_f64() * 1000.0;
@@ -121,6 +135,7 @@ impl Entry {
                     "proto": self.proto,
                     "src": self.src.to_string(),
                     "dst": self.dst,
+                    "host": self.host(),
                     "method": self.method,
                     "url": self.url,
                     "status": self.status,
@@ -247,6 +262,11 @@ mod tests {
         assert_eq!(v["decision"], "deny");
         assert_eq!(v["dst"], "127.0.0.1:3306");
         assert_eq!(v["rule"], serde_json::Value::Null);
+        assert_eq!(v["host"], serde_json::Value::Null);
+        let mut e = entry();
+        e.dst = "api.example.com:443".into();
+        let v: serde_json::Value = serde_json::from_str(&e.format(Format::Json)).unwrap();
+        assert_eq!(v["host"], "api.example.com");
         assert_eq!(v["duration_ms"], 1.5);
         assert_eq!(v["time"], "2025-11-30T08:00:00.123Z");
     }

@@ -63,6 +63,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: Arc<
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(FIRST_BYTES_TIMEOUT)
+        // A client may send its request and close its side at once (`Connection: close` with a
+        // half-close); it still gets its answer.
+        .half_close(true)
         .max_buf_size(MAX_HEAD);
     let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
     tokio::pin!(connection);
@@ -108,7 +111,15 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Re
                     "meshctl proxy: the request URI names no host\n",
                 );
             };
-            let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+            let port = match authority_port(uri.authority(), if tls { 443 } else { 80 }) {
+                Ok(p) => p,
+                Err(bad) => {
+                    return local(
+                        StatusCode::BAD_REQUEST,
+                        format!("meshctl proxy: `{bad}` is not a port (1-65535)\n"),
+                    );
+                }
+            };
             Target {
                 host: host.to_string(),
                 port,
@@ -300,7 +311,15 @@ async fn connect_tunnel(req: Request<Incoming>, peer: SocketAddr, shared: &Arc<S
         return local(StatusCode::BAD_REQUEST, "meshctl proxy: CONNECT needs host:port\n");
     };
     let host = authority.host().to_string();
-    let port = authority.port_u16().unwrap_or(443);
+    let port = match authority_port(Some(&authority), 443) {
+        Ok(p) => p,
+        Err(bad) => {
+            return local(
+                StatusCode::BAD_REQUEST,
+                format!("meshctl proxy: CONNECT {authority}: `{bad}` is not a port (1-65535)\n"),
+            );
+        }
+    };
     let dst = format!("{}:{port}", conn::bracket(&host));
     let mut entry = Entry::new("connect", peer, dst.clone());
     let verdict = conn::allow_host(&shared.rules(), &host, port);
@@ -395,6 +414,26 @@ fn host_header(target: &Target) -> String {
         host
     } else {
         format!("{host}:{}", target.port)
+    }
+}
+
+/// The port of an authority, `default` when it names none; the text after the colon when that is
+/// not a port (`http::uri` reads an out-of-range port as no port at all).
+fn authority_port(authority: Option<&http::uri::Authority>, default: u16) -> Result<u16, String> {
+    let Some(a) = authority else { return Ok(default) };
+    let text = a.as_str();
+    let hostport = text.rsplit_once('@').map_or(text, |(_, h)| h);
+    let port = if hostport.starts_with('[') {
+        hostport.rsplit_once("]:").map(|(_, p)| p)
+    } else {
+        hostport.rsplit_once(':').map(|(_, p)| p)
+    };
+    match port {
+        None | Some("") => Ok(default),
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n != 0 => Ok(n),
+            _ => Err(p.to_string()),
+        },
     }
 }
 
@@ -546,6 +585,18 @@ impl Body for ProxyBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authority_ports() {
+        let a = |s: &str| s.parse::<http::uri::Authority>().unwrap();
+        assert_eq!(authority_port(None, 80), Ok(80));
+        assert_eq!(authority_port(Some(&a("example.com")), 80), Ok(80));
+        assert_eq!(authority_port(Some(&a("example.com:8080")), 80), Ok(8080));
+        assert_eq!(authority_port(Some(&a("[::1]:443")), 80), Ok(443));
+        assert_eq!(authority_port(Some(&a("[::1]")), 80), Ok(80));
+        assert_eq!(authority_port(Some(&a("example.com:99999")), 80), Err("99999".into()));
+        assert_eq!(authority_port(Some(&a("example.com:0")), 80), Err("0".into()));
+    }
 
     #[test]
     fn strips_ports_from_host_headers() {

@@ -96,7 +96,7 @@ struct PrefixTable<A> {
 }
 
 /// A host's ports, sorted by port, one entry each (looked up by binary search).
-type PortList = Box<[(u16, Entry)]>;
+type PortList = Vec<(u16, Entry)>;
 
 impl Default for RuleSet {
     fn default() -> Self {
@@ -147,8 +147,8 @@ impl RuleSet {
         set.egress_rules = egress.len();
         let mut v4: HashMap<u8, FastMap<(u32, u16), Entry>> = HashMap::new();
         let mut v6: HashMap<u8, FastMap<(u128, u16), Entry>> = HashMap::new();
-        let mut exact: FastMap<Box<str>, Vec<(u16, Entry)>> = FastMap::default();
-        let mut wildcard: FastMap<Box<str>, Vec<(u16, Entry)>> = FastMap::default();
+        let mut exact: FastMap<Box<str>, PortList> = FastMap::default();
+        let mut wildcard: FastMap<Box<str>, PortList> = FastMap::default();
 
         for (object, rule) in egress {
             let Some(destination) = rule.destination.as_ref().and_then(|d| d.service.as_deref()) else {
@@ -162,17 +162,15 @@ impl RuleSet {
                 break;
             };
             let tcp_level = matches!(host, EgressHost::Net(_));
-            let ports: Vec<(u16, Protocol)> = rule
-                .ports
-                .iter()
-                .flatten()
-                .filter_map(|p| {
+            // The usable ports, walked twice rather than collected: no allocation per rule.
+            let ports = || {
+                rule.ports.iter().flatten().filter_map(|p| {
                     let port = u16::try_from(p.port?).ok().filter(|&n| n != 0)?;
-                    let protocol = Protocol::parse(p.protocol.as_deref()?)?;
+                    let protocol = parse_protocol(p.protocol.as_deref()?)?;
                     (protocol.is_tcp_level() == tcp_level).then_some((port, protocol))
                 })
-                .collect();
-            if ports.is_empty() {
+            };
+            if ports().next().is_none() {
                 continue;
             }
             let entry = |protocol| Entry { rule: index, protocol };
@@ -182,7 +180,7 @@ impl RuleSet {
                         let len = n.prefix_len();
                         let addr = u32::from(n.network());
                         let table = v4.entry(len).or_default();
-                        for (port, protocol) in ports {
+                        for (port, protocol) in ports() {
                             table.entry((addr, port)).or_insert(entry(protocol));
                         }
                     }
@@ -190,7 +188,7 @@ impl RuleSet {
                         let len = n.prefix_len();
                         let addr = u128::from(n.network());
                         let table = v6.entry(len).or_default();
-                        for (port, protocol) in ports {
+                        for (port, protocol) in ports() {
                             table.entry((addr, port)).or_insert(entry(protocol));
                         }
                     }
@@ -204,7 +202,7 @@ impl RuleSet {
                     let key = normalize_rule_host(name);
                     let table = if is_wildcard { &mut wildcard } else { &mut exact };
                     let list = table.entry(key).or_default();
-                    list.extend(ports.into_iter().map(|(port, protocol)| (port, entry(protocol))));
+                    list.extend(ports().map(|(port, protocol)| (port, entry(protocol))));
                 }
             }
             set.rules.push(CompiledRule {
@@ -218,8 +216,10 @@ impl RuleSet {
 
         set.v4 = prefix_tables(v4, 32);
         set.v6 = prefix_tables(v6, 128);
-        set.exact = port_lists(exact);
-        set.wildcard = port_lists(wildcard);
+        sort_port_lists(&mut exact);
+        sort_port_lists(&mut wildcard);
+        set.exact = exact;
+        set.wildcard = wildcard;
         if !(set.exact.is_empty() && set.wildcard.is_empty()) {
             let mut bits = vec![0u64; 1 << 10];
             for list in set.exact.values().chain(set.wildcard.values()) {
@@ -384,21 +384,31 @@ fn prefix_tables<A: Mask>(tables: HashMap<u8, FastMap<(A, u16), Entry>>, bits: u
             )
         })
         .collect();
-    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.sort_by_key(|&(len, _)| std::cmp::Reverse(len));
     out.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Sorts each host's ports, keeping the first entry of a port listed more than once (the ports were
 /// pushed in rule order, so that is the first rule by (namespace, name)).
-fn port_lists(table: FastMap<Box<str>, Vec<(u16, Entry)>>) -> FastMap<Box<str>, PortList> {
-    table
-        .into_iter()
-        .map(|(host, mut ports)| {
-            ports.sort_by_key(|&(p, _)| p);
-            ports.dedup_by_key(|&mut (p, _)| p);
-            (host, ports.into_boxed_slice())
-        })
-        .collect()
+fn sort_port_lists(table: &mut FastMap<Box<str>, PortList>) {
+    for ports in table.values_mut() {
+        ports.sort_by_key(|&(p, _)| p);
+        ports.dedup_by_key(|&mut (p, _)| p);
+        ports.shrink_to_fit();
+    }
+}
+
+/// [`Protocol::parse`] without its allocation (it lowercases into a new string).
+fn parse_protocol(s: &str) -> Option<Protocol> {
+    const ALL: [Protocol; 6] = [
+        Protocol::Http,
+        Protocol::Https,
+        Protocol::Tcp,
+        Protocol::Grpc,
+        Protocol::Http2,
+        Protocol::Mongo,
+    ];
+    ALL.into_iter().find(|p| p.as_str().eq_ignore_ascii_case(s))
 }
 
 /// The netmask of a prefix length, for the two address widths.
@@ -917,6 +927,15 @@ mod tests {
             set.match_host("api.example.com", 443).map(|a| a.protocol),
             Some(Protocol::Https)
         );
+    }
+
+    #[test]
+    fn protocols_parse_as_the_model_parses_them() {
+        for s in [
+            "tcp", "TCP", "Mongo", "http", "HTTP2", "grpc", "https", "udp", "", "http ", "tcp2",
+        ] {
+            assert_eq!(parse_protocol(s), Protocol::parse(s), "{s}");
+        }
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! Zero-copy relaying between two TCP sockets: splice(2) moves the bytes socket → pipe → socket
-//! inside the kernel, so they are never copied through the proxy's memory. Each direction gets its
-//! pipe when its first bytes arrive, so an idle connection holds no buffer at all.
+//! inside the kernel, so they are never copied through the proxy's memory.
+//!
+//! A direction holds a pipe only while bytes are in it: pipes come from a small per-thread pool and go
+//! back once drained. An idle connection therefore holds no buffer and no pipe (just its two
+//! sockets), which keeps thousands of open connections within the descriptor limit. When no pipe can
+//! be had (descriptors exhausted), the chunk is copied through a small buffer instead.
 
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,10 +16,18 @@ use tokio::net::TcpStream;
 
 /// The most one splice call moves (the default pipe capacity).
 const CHUNK: usize = 64 * 1024;
+/// Empty pipes kept per thread for the next chunk.
+const POOL: usize = 128;
+/// The copy buffer when no pipe can be had.
+const FALLBACK: usize = 16 * 1024;
 
 struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
+}
+
+thread_local! {
+    static PIPES: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Pipe {
@@ -31,6 +44,21 @@ impl Pipe {
                 write: OwnedFd::from_raw_fd(fds[1]),
             }
         })
+    }
+
+    /// An empty pipe: from this thread's pool, else a new one (None when descriptors ran out).
+    fn take() -> Option<Pipe> {
+        PIPES.with(|p| p.borrow_mut().pop()).or_else(|| Pipe::new().ok())
+    }
+
+    /// Returns an empty pipe to the pool (or closes it when the pool is full).
+    fn give_back(self) {
+        PIPES.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < POOL {
+                p.push(self);
+            }
+        });
     }
 }
 
@@ -64,34 +92,37 @@ pub async fn relay(a: &TcpStream, b: &TcpStream) -> (u64, u64, Option<io::Error>
 }
 
 async fn one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) -> io::Result<()> {
-    let mut pipe: Option<Pipe> = None;
     loop {
-        // Fill the (empty) pipe from the source.
-        let n = loop {
-            src.readable().await?;
-            if pipe.is_none() {
-                pipe = Some(Pipe::new()?);
+        src.readable().await?;
+        let Some(pipe) = Pipe::take() else {
+            if copy_chunk(src, dst, moved).await? {
+                continue;
             }
-            let Some(p) = pipe.as_ref() else { continue };
-            match src.try_io(Interest::READABLE, || {
-                splice(src.as_raw_fd(), p.write.as_raw_fd(), CHUNK)
-            }) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
+            return finish(dst);
+        };
+        // Fill the empty pipe from the source.
+        let n = match src.try_io(Interest::READABLE, || {
+            splice(src.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK)
+        }) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                pipe.give_back();
+                continue;
             }
+            // The pipe may hold nothing useful now; let it close.
+            Err(e) => return Err(e),
         };
         if n == 0 {
-            // The source has finished sending: pass the half-close on.
-            let _ = socket2::SockRef::from(dst).shutdown(std::net::Shutdown::Write);
-            return Ok(());
+            pipe.give_back();
+            return finish(dst);
         }
         // Drain it into the destination.
         let mut left = n;
         while left > 0 {
             dst.writable().await?;
-            let Some(p) = pipe.as_ref() else { break };
-            match dst.try_io(Interest::WRITABLE, || splice(p.read.as_raw_fd(), dst.as_raw_fd(), left)) {
+            match dst.try_io(Interest::WRITABLE, || {
+                splice(pipe.read.as_raw_fd(), dst.as_raw_fd(), left)
+            }) {
                 Ok(m) => {
                     left -= m;
                     moved.fetch_add(m as u64, Ordering::Relaxed);
@@ -100,7 +131,42 @@ async fn one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) -> io::Res
                 Err(e) => return Err(e),
             }
         }
+        pipe.give_back();
     }
+}
+
+/// The source has finished sending: pass the half-close on.
+fn finish(dst: &TcpStream) -> io::Result<()> {
+    let _ = socket2::SockRef::from(dst).shutdown(std::net::Shutdown::Write);
+    Ok(())
+}
+
+/// Copies one chunk through memory (no pipe could be had). False at the end of the stream.
+async fn copy_chunk(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) -> io::Result<bool> {
+    let mut buf = vec![0u8; FALLBACK];
+    let n = loop {
+        match src.try_read(&mut buf) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => src.readable().await?,
+            Err(e) => return Err(e),
+        }
+    };
+    if n == 0 {
+        return Ok(false);
+    }
+    let mut done = 0;
+    while done < n {
+        dst.writable().await?;
+        match dst.try_write(&buf[done..n]) {
+            Ok(m) => {
+                done += m;
+                moved.fetch_add(m as u64, Ordering::Relaxed);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
