@@ -35,6 +35,8 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)')
             [CompletionResult]::new('context', 'context', [CompletionResultType]::ParameterValue, 'Manage named stores and their credentials')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the config store API over HTTP(S)')
+            [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Run a local sidecar-style proxy that enforces the EgressRules')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check whether the EgressRules allow a destination')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage API tokens for `meshctl serve`')
             [CompletionResult]::new('schema', 'schema', [CompletionResultType]::ParameterValue, 'Print the JSON schema of rule documents')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -235,6 +237,46 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'meshctl;proxy' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Rules from these files or directories instead of the store; re-read when they change')
+            [CompletionResult]::new('--filename', '--filename', [CompletionResultType]::ParameterName, 'Rules from these files or directories instead of the store; re-read when they change')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'The proxy port: HTTP forward proxy (absolute-form and CONNECT) and SOCKS5 (port 0: any free port; the start-up lines say which)')
+            [CompletionResult]::new('--admin', '--admin', [CompletionResultType]::ParameterName, 'The admin port: /metrics, /config_dump, /ready')
+            [CompletionResult]::new('--forward', '--forward', [CompletionResultType]::ParameterName, 'Accept connections on LOCAL (ADDR:PORT, or PORT on 127.0.0.1) and carry them to HOST:PORT when an EgressRule allows it (repeatable)')
+            [CompletionResult]::new('--upstream-ca', '--upstream-ca', [CompletionResultType]::ParameterName, 'Verify upstream TLS (for `https` egress ports) against this PEM bundle instead of the system roots')
+            [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Access log format')
+            [CompletionResult]::new('--access-log', '--access-log', [CompletionResultType]::ParameterName, 'Write the access log to this file (appended) instead of standard output (`-`)')
+            [CompletionResult]::new('--workers', '--workers', [CompletionResultType]::ParameterName, 'Worker threads (default: one per CPU)')
+            [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for an upstream to accept a connection (then 504, or a close for TCP)')
+            [CompletionResult]::new('--drain-timeout', '--drain-timeout', [CompletionResultType]::ParameterName, 'On SIGTERM, how long open connections may take to finish')
+            [CompletionResult]::new('--proxy-uid', '--proxy-uid', [CompletionResultType]::ParameterName, 'With --print-iptables: the uid the proxy runs as (its own traffic is not captured)')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
+            [CompletionResult]::new('-R', '-R ', [CompletionResultType]::ParameterName, 'Descend into -f directories recursively')
+            [CompletionResult]::new('--recursive', '--recursive', [CompletionResultType]::ParameterName, 'Descend into -f directories recursively')
+            [CompletionResult]::new('--transparent', '--transparent', [CompletionResultType]::ParameterName, 'Also take traffic redirected to the proxy port by iptables/nft (its original destination is read with SO_ORIGINAL_DST; HTTP Host and TLS SNI are read for host rules)')
+            [CompletionResult]::new('--print-iptables', '--print-iptables', [CompletionResultType]::ParameterName, 'Print the iptables commands that capture outbound TCP for --transparent, and exit')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'meshctl;check' {
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)')
+            [CompletionResult]::new('--filename', '--filename', [CompletionResultType]::ParameterName, 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
+            [CompletionResult]::new('-R', '-R ', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
+            [CompletionResult]::new('--recursive', '--recursive', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'meshctl;token' {
             [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
@@ -309,6 +351,8 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)')
             [CompletionResult]::new('context', 'context', [CompletionResultType]::ParameterValue, 'Manage named stores and their credentials')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the config store API over HTTP(S)')
+            [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Run a local sidecar-style proxy that enforces the EgressRules')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check whether the EgressRules allow a destination')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage API tokens for `meshctl serve`')
             [CompletionResult]::new('schema', 'schema', [CompletionResultType]::ParameterValue, 'Print the JSON schema of rule documents')
             [CompletionResult]::new('completion', 'completion', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
@@ -354,6 +398,12 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;help;serve' {
+            break
+        }
+        'meshctl;help;proxy' {
+            break
+        }
+        'meshctl;help;check' {
             break
         }
         'meshctl;help;token' {

@@ -32,6 +32,8 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand delete 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
             cand context 'Manage named stores and their credentials'
             cand serve 'Serve the config store API over HTTP(S)'
+            cand proxy 'Run a local sidecar-style proxy that enforces the EgressRules'
+            cand check 'Check whether the EgressRules allow a destination'
             cand token 'Manage API tokens for `meshctl serve`'
             cand schema 'Print the JSON schema of rule documents'
             cand completion 'Print a shell completion script'
@@ -213,6 +215,44 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'meshctl;proxy'= {
+            cand -f 'Rules from these files or directories instead of the store; re-read when they change'
+            cand --filename 'Rules from these files or directories instead of the store; re-read when they change'
+            cand --listen 'The proxy port: HTTP forward proxy (absolute-form and CONNECT) and SOCKS5 (port 0: any free port; the start-up lines say which)'
+            cand --admin 'The admin port: /metrics, /config_dump, /ready'
+            cand --forward 'Accept connections on LOCAL (ADDR:PORT, or PORT on 127.0.0.1) and carry them to HOST:PORT when an EgressRule allows it (repeatable)'
+            cand --upstream-ca 'Verify upstream TLS (for `https` egress ports) against this PEM bundle instead of the system roots'
+            cand --log-format 'Access log format'
+            cand --access-log 'Write the access log to this file (appended) instead of standard output (`-`)'
+            cand --workers 'Worker threads (default: one per CPU)'
+            cand --connect-timeout 'How long to wait for an upstream to accept a connection (then 504, or a close for TCP)'
+            cand --drain-timeout 'On SIGTERM, how long open connections may take to finish'
+            cand --proxy-uid 'With --print-iptables: the uid the proxy runs as (its own traffic is not captured)'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -R 'Descend into -f directories recursively'
+            cand --recursive 'Descend into -f directories recursively'
+            cand --transparent 'Also take traffic redirected to the proxy port by iptables/nft (its original destination is read with SO_ORIGINAL_DST; HTTP Host and TLS SNI are read for host rules)'
+            cand --print-iptables 'Print the iptables commands that capture outbound TCP for --transparent, and exit'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;check'= {
+            cand -f 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
+            cand --filename 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -R 'Descend into directories recursively'
+            cand --recursive 'Descend into directories recursively'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'meshctl;token'= {
             cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
@@ -279,6 +319,8 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand delete 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
             cand context 'Manage named stores and their credentials'
             cand serve 'Serve the config store API over HTTP(S)'
+            cand proxy 'Run a local sidecar-style proxy that enforces the EgressRules'
+            cand check 'Check whether the EgressRules allow a destination'
             cand token 'Manage API tokens for `meshctl serve`'
             cand schema 'Print the JSON schema of rule documents'
             cand completion 'Print a shell completion script'
@@ -312,6 +354,10 @@ set edit:completion:arg-completer[meshctl] = {|@words|
         &'meshctl;help;context;remove'= {
         }
         &'meshctl;help;serve'= {
+        }
+        &'meshctl;help;proxy'= {
+        }
+        &'meshctl;help;check'= {
         }
         &'meshctl;help;token'= {
             cand create 'Create a token and add its hash to a tokens file'

@@ -36,6 +36,8 @@ complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "apply" -d 'Create o
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "delete" -d 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "context" -d 'Manage named stores and their credentials'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "serve" -d 'Serve the config store API over HTTP(S)'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "proxy" -d 'Run a local sidecar-style proxy that enforces the EgressRules'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "check" -d 'Check whether the EgressRules allow a destination'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "token" -d 'Manage API tokens for `meshctl serve`'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "schema" -d 'Print the JSON schema of rule documents'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "completion" -d 'Print a shell completion script'
@@ -143,6 +145,33 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l store -d 'The 
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -s f -l filename -d 'Rules from these files or directories instead of the store; re-read when they change' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l listen -d 'The proxy port: HTTP forward proxy (absolute-form and CONNECT) and SOCKS5 (port 0: any free port; the start-up lines say which)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l admin -d 'The admin port: /metrics, /config_dump, /ready' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l forward -d 'Accept connections on LOCAL (ADDR:PORT, or PORT on 127.0.0.1) and carry them to HOST:PORT when an EgressRule allows it (repeatable)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l upstream-ca -d 'Verify upstream TLS (for `https` egress ports) against this PEM bundle instead of the system roots' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l log-format -d 'Access log format' -r -f -a "text\t'One line of words and key=value pairs'
+json\t'One JSON object per line'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l access-log -d 'Write the access log to this file (appended) instead of standard output (`-`)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l workers -d 'Worker threads (default: one per CPU)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l connect-timeout -d 'How long to wait for an upstream to accept a connection (then 504, or a close for TCP)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l drain-timeout -d 'On SIGTERM, how long open connections may take to finish' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l proxy-uid -d 'With --print-iptables: the uid the proxy runs as (its own traffic is not captured)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -s R -l recursive -d 'Descend into -f directories recursively'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l transparent -d 'Also take traffic redirected to the proxy port by iptables/nft (its original destination is read with SO_ORIGINAL_DST; HTTP Host and TLS SNI are read for host rules)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l print-iptables -d 'Print the iptables commands that capture outbound TCP for --transparent, and exit'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -s V -l version -d 'Print version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s f -l filename -d 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s o -l output -d 'Output format' -r -f -a "text\t'`allowed: ...` or `denied: ...`, with notes and hints'
+json\t'one JSON object: destination, allowed, rule, protocol, matched'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s R -l recursive -d 'Descend into directories recursively'
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -s h -l help -d 'Print help'
@@ -173,19 +202,21 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand version" -l context -d '
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -l short -d 'Print only the version number'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "validate" -d 'Check rule files: syntax, schema and Istio\'s semantics'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "create" -d 'Create rules from files (every document is validated first; nothing is written if any is invalid)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "get" -d 'Show rules from the store'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "replace" -d 'Replace existing rules from files (every document is validated first)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "apply" -d 'Create or update rules from files (every document is validated first)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "delete" -d 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "context" -d 'Manage named stores and their credentials'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "serve" -d 'Serve the config store API over HTTP(S)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "token" -d 'Manage API tokens for `meshctl serve`'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "schema" -d 'Print the JSON schema of rule documents'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "completion" -d 'Print a shell completion script'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "version" -d 'Print meshctl\'s version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve token schema completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "validate" -d 'Check rule files: syntax, schema and Istio\'s semantics'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "create" -d 'Create rules from files (every document is validated first; nothing is written if any is invalid)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "get" -d 'Show rules from the store'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "replace" -d 'Replace existing rules from files (every document is validated first)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "apply" -d 'Create or update rules from files (every document is validated first)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "delete" -d 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "context" -d 'Manage named stores and their credentials'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "serve" -d 'Serve the config store API over HTTP(S)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "proxy" -d 'Run a local sidecar-style proxy that enforces the EgressRules'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "check" -d 'Check whether the EgressRules allow a destination'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "token" -d 'Manage API tokens for `meshctl serve`'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "schema" -d 'Print the JSON schema of rule documents'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "completion" -d 'Print a shell completion script'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "version" -d 'Print meshctl\'s version'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from context" -f -a "list" -d 'List the contexts, marking the current one (tokens are never shown)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from context" -f -a "use" -d 'Make NAME the current context'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and __fish_seen_subcommand_from context" -f -a "add" -d 'Add a context'
