@@ -77,7 +77,10 @@ pub struct Args {
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
     if args.print_iptables {
-        print!("{}", iptables(args.proxy_uid, args.listen.port()));
+        print!(
+            "{}",
+            iptables(args.proxy_uid, args.listen.port(), args.listen.is_ipv6())
+        );
         return Ok(Outcome::Success);
     }
     let source = if args.files.is_empty() {
@@ -151,29 +154,33 @@ pub fn split_host_port(s: &str) -> Option<(String, u16)> {
 }
 
 /// The capture rules, for the user to read and apply.
-fn iptables(uid: u32, port: u16) -> String {
+fn iptables(uid: u32, port: u16, ipv6: bool) -> String {
     let mut out = format!(
         "# Capture outbound TCP for `meshctl proxy --transparent --listen 127.0.0.1:{port}`.\n\
          # Run as root in the application's network namespace; the proxy runs as uid {uid},\n\
          # whose own connections (to the real destinations) are not captured, nor is loopback.\n\
          # Start the proxy as that uid, e.g.: setpriv --reuid={uid} --regid={uid} --clear-groups meshctl proxy --transparent\n"
     );
-    for (tool, loopback, note) in [
-        ("iptables", "127.0.0.0/8", ""),
-        (
-            "ip6tables",
-            "::1/128",
-            " (IPv6: the proxy must also listen on [::1]; add --listen [::1]:PORT in a second proxy or capture IPv4 only)",
-        ),
-    ] {
-        out.push_str(&format!(
-            "\n# {tool}{note}\n\
-             {tool} -t nat -N MESHCTL_OUTPUT\n\
-             {tool} -t nat -A MESHCTL_OUTPUT -m owner --uid-owner {uid} -j RETURN\n\
-             {tool} -t nat -A MESHCTL_OUTPUT -d {loopback} -j RETURN\n\
-             {tool} -t nat -A MESHCTL_OUTPUT -p tcp -j REDIRECT --to-ports {port}\n\
-             {tool} -t nat -A OUTPUT -p tcp -j MESHCTL_OUTPUT\n"
-        ));
+    let rules = |tool: &str, loopback: &str, prefix: &str| {
+        format!(
+            "{prefix}{tool} -t nat -N MESHCTL_OUTPUT\n\
+             {prefix}{tool} -t nat -A MESHCTL_OUTPUT -m owner --uid-owner {uid} -j RETURN\n\
+             {prefix}{tool} -t nat -A MESHCTL_OUTPUT -d {loopback} -j RETURN\n\
+             {prefix}{tool} -t nat -A MESHCTL_OUTPUT -p tcp -j REDIRECT --to-ports {port}\n\
+             {prefix}{tool} -t nat -A OUTPUT -p tcp -j MESHCTL_OUTPUT\n"
+        )
+    };
+    out.push_str("\n# IPv4\n");
+    out.push_str(&rules("iptables", "127.0.0.0/8", ""));
+    if ipv6 {
+        out.push_str("\n# IPv6 (redirected to [::1]; the proxy listens on an IPv6 address)\n");
+        out.push_str(&rules("ip6tables", "::1/128", ""));
+    } else {
+        out.push_str(
+            "\n# IPv6: captured IPv6 traffic is redirected to [::1], where this proxy does not listen; run a\n\
+             # second proxy with --listen [::1]:PORT (or one with --listen [::]:PORT) and then apply these:\n",
+        );
+        out.push_str(&rules("ip6tables", "::1/128", "# "));
     }
     out.push_str(
         "\n# To undo:\n\
@@ -211,10 +218,14 @@ mod tests {
 
     #[test]
     fn capture_rules_exempt_the_proxy_and_loopback() {
-        let s = iptables(1337, 15001);
+        let s = iptables(1337, 15001, false);
         assert!(s.contains("iptables -t nat -A MESHCTL_OUTPUT -m owner --uid-owner 1337 -j RETURN"));
         assert!(s.contains("-d 127.0.0.0/8 -j RETURN"));
         assert!(s.contains("REDIRECT --to-ports 15001"));
-        assert!(s.contains("ip6tables -t nat -A MESHCTL_OUTPUT -d ::1/128 -j RETURN"));
+        // IPv6 capture only when the proxy listens on IPv6; otherwise shown commented out.
+        assert!(s.contains("\n# ip6tables -t nat -A MESHCTL_OUTPUT -d ::1/128 -j RETURN"));
+        assert!(!s.contains("\nip6tables"));
+        let s = iptables(1337, 15001, true);
+        assert!(s.contains("\nip6tables -t nat -A MESHCTL_OUTPUT -d ::1/128 -j RETURN"));
     }
 }

@@ -59,16 +59,26 @@ pub async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let role = role.clone();
         let held = held.clone();
-        tokio::spawn(async move {
-            let _held = held;
-            let _active = shared.metrics.track();
-            match role {
-                Role::Explicit { transparent } => explicit(stream, peer, transparent, &shared).await,
-                Role::Forward(f) => forward(stream, peer, &f, &shared).await,
+        // One spawn per role, so a forwarded connection's task is only as large as its own state.
+        match &role {
+            Role::Explicit { transparent } => {
+                let transparent = *transparent;
+                tokio::spawn(async move {
+                    let _held = held;
+                    let _active = shared.metrics.track();
+                    explicit(stream, peer, transparent, &shared).await
+                });
             }
-        });
+            Role::Forward(f) => {
+                let f = f.clone();
+                tokio::spawn(async move {
+                    let _held = held;
+                    let _active = shared.metrics.track();
+                    forward(stream, peer, &f, &shared).await
+                });
+            }
+        }
     }
 }
 
@@ -76,14 +86,14 @@ async fn explicit(stream: TcpStream, peer: SocketAddr, transparent: bool, shared
     if transparent {
         if let Ok(local) = stream.local_addr() {
             if let Some(orig) = orig_dst::redirected(&stream, local) {
-                return captured(stream, peer, orig, shared).await;
+                return Box::pin(captured(stream, peer, orig, shared)).await;
             }
         }
     }
     let mut first = [0u8; 1];
     match tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.peek(&mut first)).await {
-        Ok(Ok(1)) if first[0] == socks::VERSION => socks::serve(stream, peer, shared).await,
-        Ok(Ok(1)) => http::serve(stream, peer, http::Mode::Explicit, shared.clone()).await,
+        Ok(Ok(1)) if first[0] == socks::VERSION => Box::pin(socks::serve(stream, peer, shared)).await,
+        Ok(Ok(1)) => Box::pin(http::serve(stream, peer, http::Mode::Explicit, shared.clone())).await,
         // Closed, failed, or silent for too long: nothing to answer.
         _ => {}
     }
@@ -139,7 +149,7 @@ async fn captured(stream: TcpStream, peer: SocketAddr, orig: SocketAddr, shared:
         return deny(shared, entry);
     }
     match sniff(&stream).await {
-        Sniffed::Http => http::serve(stream, peer, http::Mode::Transparent(orig), shared.clone()).await,
+        Sniffed::Http => Box::pin(http::serve(stream, peer, http::Mode::Transparent(orig), shared.clone())).await,
         Sniffed::Tls(Some(sni)) => {
             entry.proto = "tls";
             entry.dst = format!("{sni}:{}", orig.port());

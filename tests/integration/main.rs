@@ -1,7 +1,12 @@
 //! Integration tests: the real binary on real files. One test binary, one module per area.
 
+mod check;
 mod common;
 mod fuzz;
+mod proxy_faults;
+mod proxy_http;
+mod proxy_mysql;
+mod proxy_netns;
 mod roundtrip;
 mod sarif;
 mod serve;

@@ -361,12 +361,18 @@ pub fn spawn_proxy(mut command: Command) -> Proxy {
 impl Proxy {
     /// Everything the proxy wrote to standard error so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The access log so far (standard output).
     pub fn access_log(&self) -> String {
-        self.stdout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.stdout
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Waits up to `timeout` for `pred` to hold on the access log; returns the log either way.
