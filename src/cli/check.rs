@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde_json::json;
@@ -16,9 +15,9 @@ use crate::load::files;
 use crate::model::{Kind, Protocol, Resource, Spec};
 use crate::proxy::rules::{Allow, RuleSet, canonical_ip, canonical_net};
 use crate::store::Selector;
+use crate::validate;
 use crate::validate::egress_rule::{EgressHost, parse_egress_host};
-use crate::validate::render::{self, Summary};
-use crate::validate::{self, Definition};
+use crate::validate::render;
 
 /// Check whether the EgressRules allow a destination
 ///
@@ -474,30 +473,12 @@ fn load(paths: &[PathBuf], recursive: bool) -> anyhow::Result<Option<Vec<Resourc
         keep_resources: true,
         ..LoadOptions::default()
     };
-    let mut summary = Summary {
-        files: inputs.len(),
-        ..Summary::default()
-    };
-    let mut diagnostics = Vec::new();
-    let mut definitions: Vec<Definition> = Vec::new();
-    let mut resources = Vec::new();
-    for input in &inputs {
-        let bytes = input
-            .read()
-            .map_err(|e| UsageError(format!("{}: {e}", input.display())))?;
-        let name: Arc<str> = Arc::from(input.display());
-        let report = validate::check_file(&name, &bytes, &opts);
-        summary.checked += report.counts.checked;
-        summary.skipped += report.counts.skipped;
-        summary.empty += report.counts.empty;
-        diagnostics.extend(report.diagnostics);
-        definitions.extend(report.definitions);
-        resources.extend(report.resources);
-    }
-    diagnostics.extend(validate::duplicate_definitions(&definitions));
-    summary.count(&diagnostics);
+    let validate::Checked {
+        diagnostics,
+        summary,
+        resources,
+    } = validate::check_inputs(&inputs, &opts).map_err(UsageError)?;
     if summary.errors > 0 {
-        diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         let mut err = anstream::stderr();
         let opts = render::text::TextOptions {
             color: stderr_color(),
@@ -511,7 +492,7 @@ fn load(paths: &[PathBuf], recursive: bool) -> anyhow::Result<Option<Vec<Resourc
         )?;
         return Ok(None);
     }
-    Ok(Some(resources))
+    Ok(Some(resources.into_iter().map(|(_, r)| r).collect()))
 }
 
 #[cfg(test)]

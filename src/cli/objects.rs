@@ -4,7 +4,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::cli::{Global, UsageError};
 use crate::context::{self, ConfigError};
@@ -14,8 +13,8 @@ use crate::load::files::{self, Input};
 use crate::model::Resource;
 use crate::model::meta::DEFAULT_NAMESPACE;
 use crate::store::{ObjectKey, Store, StoreError};
-use crate::validate::render::{self, Summary};
-use crate::validate::{self, Definition};
+use crate::validate;
+use crate::validate::render;
 
 /// `-f`/`-R`, as `meshctl validate` takes them.
 #[derive(Debug, Clone, clap::Args)]
@@ -131,32 +130,18 @@ pub fn load(args: &FileArgs, namespace: Option<&str>) -> anyhow::Result<Option<V
         keep_resources: true,
         ..LoadOptions::default()
     };
-    let mut summary = Summary {
-        files: inputs.len(),
-        ..Summary::default()
-    };
-    let mut diagnostics = Vec::new();
-    let mut definitions: Vec<Definition> = Vec::new();
-    let mut loaded = Vec::new();
-    for input in &inputs {
-        let bytes = input
-            .read()
-            .map_err(|e| UsageError(format!("{}: {e}", input.display())))?;
-        let name: Arc<str> = Arc::from(input.display());
-        let report = validate::check_file(&name, &bytes, &opts);
-        summary.checked += report.counts.checked;
-        summary.skipped += report.counts.skipped;
-        summary.empty += report.counts.empty;
-        diagnostics.extend(report.diagnostics);
-        definitions.extend(report.definitions);
-        loaded.extend(report.resources.into_iter().map(|object| Loaded {
+    let validate::Checked {
+        diagnostics,
+        summary,
+        resources,
+    } = validate::check_inputs(&inputs, &opts).map_err(UsageError)?;
+    let mut loaded: Vec<Loaded> = resources
+        .into_iter()
+        .map(|(i, object)| Loaded {
             object,
-            file: input.display(),
-        }));
-    }
-    diagnostics.extend(validate::duplicate_definitions(&definitions));
-    diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-    summary.count(&diagnostics);
+            file: inputs[i].display(),
+        })
+        .collect();
     let mut err = anstream::stderr();
     if !diagnostics.is_empty() {
         let opts = render::text::TextOptions {

@@ -331,18 +331,10 @@ fn load_files(fingerprint: &Fingerprint) -> Result<Vec<Resource>, String> {
         keep_resources: true,
         ..LoadOptions::default()
     };
-    let mut diagnostics = Vec::new();
-    let mut definitions = Vec::new();
-    let mut items = Vec::new();
-    for (input, _, _) in fingerprint {
-        let bytes = input.read().map_err(|e| format!("{}: {e}", input.display()))?;
-        let name: Arc<str> = Arc::from(input.display());
-        let report = validate::check_file(&name, &bytes, &opts);
-        diagnostics.extend(report.diagnostics);
-        definitions.extend(report.definitions);
-        items.extend(report.resources);
-    }
-    diagnostics.extend(validate::duplicate_definitions(&definitions));
+    let inputs: Vec<Input> = fingerprint.iter().map(|(i, _, _)| i.clone()).collect();
+    let checked = validate::check_inputs(&inputs, &opts)?;
+    let mut items: Vec<Resource> = checked.resources.into_iter().map(|(_, r)| r).collect();
+    let diagnostics = checked.diagnostics;
     let errors: Vec<_> = diagnostics
         .into_iter()
         .filter(|d| d.severity == Severity::Error)

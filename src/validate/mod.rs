@@ -376,3 +376,43 @@ impl<'a> LineIndex<'a> {
         }
     }
 }
+
+/// What checking a set of files found.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Every diagnostic, cross-file duplicates included, in output order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Files, documents and diagnostics counted.
+    pub summary: render::Summary,
+    /// The valid objects, each with the index (in `inputs`) of the file it came from.
+    pub resources: Vec<(usize, Resource)>,
+}
+
+/// Reads and checks files as `meshctl validate` does, keeping the valid objects: the one loop that
+/// `create`/`replace`/`apply`, `check` and the proxy's `-f` share. A file that cannot be read is an
+/// error naming it.
+pub fn check_inputs(inputs: &[load::files::Input], opts: &LoadOptions) -> Result<Checked, String> {
+    let mut checked = Checked {
+        summary: render::Summary {
+            files: inputs.len(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut definitions = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let bytes = input.read().map_err(|e| format!("{}: {e}", input.display()))?;
+        let name: Arc<str> = Arc::from(input.display());
+        let report = check_file(&name, &bytes, opts);
+        checked.summary.checked += report.counts.checked;
+        checked.summary.skipped += report.counts.skipped;
+        checked.summary.empty += report.counts.empty;
+        checked.diagnostics.extend(report.diagnostics);
+        definitions.extend(report.definitions);
+        checked.resources.extend(report.resources.into_iter().map(|r| (i, r)));
+    }
+    checked.diagnostics.extend(duplicate_definitions(&definitions));
+    checked.diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    checked.summary.count(&checked.diagnostics);
+    Ok(checked)
+}
