@@ -22,6 +22,10 @@ use super::{Forward, http, orig_dst, socks};
 /// ClientHello) before the proxy gives up on it.
 pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a captured connection that no rule can allow is watched for an HTTP request (answered
+/// 403) before it is closed.
+const DENY_LOOK: Duration = Duration::from_millis(50);
+
 /// The copy buffer per direction.
 const BUFFER: usize = 64 * 1024;
 
@@ -144,11 +148,17 @@ async fn captured(stream: TcpStream, peer: SocketAddr, orig: SocketAddr, shared:
         };
     }
     if !host_rules {
-        // No rule could allow this port: close at once, without waiting for the client to speak
-        // (a MySQL client waits for the server's greeting).
+        // No rule could allow this port. An HTTP client has usually sent its request by now and is
+        // better served by a 403 that says why; anything else (a MySQL client waits for the server's
+        // greeting) is closed after a brief look rather than kept waiting.
+        let mut first = [0u8; 1];
+        let peeked = tokio::time::timeout(DENY_LOOK, stream.peek(&mut first)).await;
+        if matches!(peeked, Ok(Ok(1))) && first[0].is_ascii_uppercase() {
+            return Box::pin(http::serve(stream, peer, http::Mode::Transparent(orig), shared.clone())).await;
+        }
         return deny(shared, entry);
     }
-    match sniff(&stream).await {
+    match sniff(&stream, FIRST_BYTES_TIMEOUT).await {
         Sniffed::Http => Box::pin(http::serve(stream, peer, http::Mode::Transparent(orig), shared.clone())).await,
         Sniffed::Tls(Some(sni)) => {
             entry.proto = "tls";
@@ -357,9 +367,9 @@ enum Sniffed {
     Other,
 }
 
-async fn sniff(stream: &TcpStream) -> Sniffed {
+async fn sniff(stream: &TcpStream, timeout: Duration) -> Sniffed {
     let mut buf = vec![0u8; 16 * 1024];
-    let deadline = tokio::time::Instant::now() + FIRST_BYTES_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut last = 0;
     loop {
         let n = match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
