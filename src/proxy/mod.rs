@@ -112,10 +112,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     result
 }
 
+/// Connections the kernel may queue before the proxy accepts them. Tokio's default (128) drops SYNs
+/// under a burst of new connections, and each dropped one costs its client a one-second retry.
+const BACKLOG: u32 = 4096;
+
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| UsageError(format!("cannot listen on {addr} ({what}): {e}")).into())
+    let fail = |e: std::io::Error| UsageError(format!("cannot listen on {addr} ({what}): {e}"));
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(fail)?;
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.bind(addr).map_err(fail)?;
+    Ok(socket.listen(BACKLOG).map_err(fail)?)
 }
 
 async fn serve(
@@ -203,6 +214,7 @@ async fn serve(
         );
     }
     follow_stop.store(true, Ordering::SeqCst);
+    shared.log.flush(Duration::from_secs(2));
     eprintln!("meshctl proxy: stopped");
     Ok(())
 }
