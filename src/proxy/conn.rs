@@ -61,7 +61,7 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
+        // TCP_NODELAY is inherited from the listener (see `bind`).
         let shared = shared.clone();
         let held = held.clone();
         // One spawn per role, so a forwarded connection's task is only as large as its own state.
@@ -530,6 +530,17 @@ mod tests {
         let mut bad = h.clone();
         bad[5] = 2; // not a ClientHello
         assert_eq!(client_hello_sni(&bad), Parse::Invalid);
+    }
+
+    #[tokio::test]
+    async fn accepted_connections_inherit_nodelay_from_the_listener() {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_nodelay(true).unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(8).unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 
     #[test]

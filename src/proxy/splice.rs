@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -87,18 +87,19 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 pub async fn relay(a: &TcpStream, b: &TcpStream) -> (u64, u64, Option<io::Error>) {
     let ab = AtomicU64::new(0);
     let ba = AtomicU64::new(0);
-    let result = tokio::try_join!(one_way(a, b, &ab), one_way(b, a, &ba));
+    let ended = AtomicBool::new(false);
+    let result = tokio::try_join!(one_way(a, b, &ab, &ended), one_way(b, a, &ba, &ended));
     (ab.load(Ordering::Relaxed), ba.load(Ordering::Relaxed), result.err())
 }
 
-async fn one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) -> io::Result<()> {
+async fn one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64, ended: &AtomicBool) -> io::Result<()> {
     loop {
         src.readable().await?;
         let Some(pipe) = Pipe::take() else {
             if copy_chunk(src, dst, moved).await? {
                 continue;
             }
-            return finish(dst);
+            return finish(dst, ended);
         };
         // Fill the empty pipe from the source.
         let n = match src.try_io(Interest::READABLE, || {
@@ -114,7 +115,7 @@ async fn one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) -> io::Res
         };
         if n == 0 {
             pipe.give_back();
-            return finish(dst);
+            return finish(dst, ended);
         }
         // Drain it into the destination.
         let mut left = n;
@@ -135,9 +136,13 @@ async fn one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64) -> io::Res
     }
 }
 
-/// The source has finished sending: pass the half-close on.
-fn finish(dst: &TcpStream) -> io::Result<()> {
-    let _ = socket2::SockRef::from(dst).shutdown(std::net::Shutdown::Write);
+/// The source has finished sending: pass the half-close on. When the other direction has already
+/// ended, both sockets are about to be closed, which sends the FIN anyway: one system call saved per
+/// connection.
+fn finish(dst: &TcpStream, ended: &AtomicBool) -> io::Result<()> {
+    if !ended.swap(true, Ordering::AcqRel) {
+        let _ = socket2::SockRef::from(dst).shutdown(std::net::Shutdown::Write);
+    }
     Ok(())
 }
 
