@@ -45,6 +45,7 @@ bench:
 	bash bench/validate.sh
 	bash bench/get.sh
 	bash bench/serve.sh
+	bash bench/proxy.sh
 
 clean:
 	$(CARGO) clean
