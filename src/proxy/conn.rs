@@ -118,9 +118,7 @@ async fn forward(stream: TcpStream, peer: SocketAddr, f: &Forward, shared: &Shar
         deny(shared, entry);
         return;
     };
-    entry.decision = Decision::Allow;
-    entry.rule = Some(rule);
-    shared.metrics.connection(true);
+    allow(shared, &mut entry, rule);
     match connect(&f.host, f.port, shared.connect_timeout).await {
         Ok(upstream) => pump_tcp(stream, upstream, entry, shared).await,
         Err(e) => upstream_failed(shared, entry, &e),
@@ -139,9 +137,7 @@ async fn captured(stream: TcpStream, peer: SocketAddr, orig: SocketAddr, shared:
     };
     let mut entry = Entry::new("tcp", peer, orig.to_string());
     if let Some(rule) = by_addr {
-        entry.decision = Decision::Allow;
-        entry.rule = Some(rule);
-        shared.metrics.connection(true);
+        allow(shared, &mut entry, rule);
         return match connect_addr(orig, shared.connect_timeout).await {
             Ok(upstream) => pump_tcp(stream, upstream, entry, shared).await,
             Err(e) => upstream_failed(shared, entry, &e),
@@ -167,9 +163,7 @@ async fn captured(stream: TcpStream, peer: SocketAddr, orig: SocketAddr, shared:
             let Some(rule) = verdict else {
                 return deny(shared, entry);
             };
-            entry.decision = Decision::Allow;
-            entry.rule = Some(rule);
-            shared.metrics.connection(true);
+            allow(shared, &mut entry, rule);
             match connect_addr(orig, shared.connect_timeout).await {
                 Ok(upstream) => pump_tcp(stream, upstream, entry, shared).await,
                 Err(e) => upstream_failed(shared, entry, &e),
@@ -195,6 +189,13 @@ pub fn allow_host(active: &Active, host: &str, port: u16) -> Option<String> {
         Ok(ip) => allow_addr(active, ip, port),
         Err(_) => active.rules.match_host(host, port).map(|a| a.rule.to_string()),
     }
+}
+
+/// Marks a connection or tunnel allowed by `rule` and counts it.
+pub fn allow(shared: &Shared, entry: &mut Entry, rule: String) {
+    entry.decision = Decision::Allow;
+    entry.rule = Some(rule);
+    shared.metrics.connection(true);
 }
 
 pub fn deny(shared: &Shared, mut entry: Entry) {
@@ -235,8 +236,12 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, UpstreamError::Timeout(_))
+    /// The HTTP answer for a failed upstream: 504 when it timed out, else 502.
+    pub fn http_status(&self) -> ::http::StatusCode {
+        match self {
+            UpstreamError::Timeout(_) => ::http::StatusCode::GATEWAY_TIMEOUT,
+            _ => ::http::StatusCode::BAD_GATEWAY,
+        }
     }
 }
 

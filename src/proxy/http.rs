@@ -219,11 +219,7 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Re
         match open(&target, shared).await {
             Ok(sender) => *slot = Some(Upstream { key, sender }),
             Err(e) => {
-                let status = if e.is_timeout() {
-                    StatusCode::GATEWAY_TIMEOUT
-                } else {
-                    StatusCode::BAD_GATEWAY
-                };
+                let status = e.http_status();
                 entry.status = Some(status.as_u16());
                 let body = format!("meshctl proxy: {url}: {e}\n");
                 conn::upstream_failed(shared, entry, &e);
@@ -330,17 +326,11 @@ async fn connect_tunnel(req: Request<Incoming>, peer: SocketAddr, shared: &Arc<S
             format!("meshctl proxy: denied CONNECT {dst}: no EgressRule allows {dst}\n"),
         );
     };
-    entry.decision = Decision::Allow;
-    entry.rule = Some(rule);
-    shared.metrics.connection(true);
+    conn::allow(shared, &mut entry, rule);
     let upstream = match conn::connect(&host, port, shared.connect_timeout).await {
         Ok(u) => u,
         Err(e) => {
-            let status = if e.is_timeout() {
-                StatusCode::GATEWAY_TIMEOUT
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
+            let status = e.http_status();
             let body = format!("meshctl proxy: CONNECT {dst}: {e}\n");
             conn::upstream_failed(shared, entry, &e);
             return local(status, body);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::access_log::{Decision, Entry};
+use super::access_log::Entry;
 use super::conn::{self, FIRST_BYTES_TIMEOUT, UpstreamError};
 use super::state::Shared;
 
@@ -45,20 +45,13 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: &Arc<Shared>
         Target::Name(n) => (n.clone(), format!("{n}:{port}")),
     };
     let mut entry = Entry::new("socks5", peer, dst);
-    let verdict = {
-        let active = shared.rules();
-        match target {
-            Target::Ip(ip) => conn::allow_addr(&active, ip, port),
-            Target::Name(ref n) => conn::allow_host(&active, n, port),
-        }
-    };
+    // An address is matched by TCP rules, a name by host rules (`allow_host` tells them apart).
+    let verdict = conn::allow_host(&shared.rules(), &host, port);
     let Some(rule) = verdict else {
         let _ = reply(&mut stream, NOT_ALLOWED).await;
         return conn::deny(shared, entry);
     };
-    entry.decision = Decision::Allow;
-    entry.rule = Some(rule);
-    shared.metrics.connection(true);
+    conn::allow(shared, &mut entry, rule);
     let upstream = match conn::connect(&host, port, shared.connect_timeout).await {
         Ok(u) => u,
         Err(e) => {
