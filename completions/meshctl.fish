@@ -36,7 +36,7 @@ complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "apply" -d 'Create o
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "delete" -d 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "context" -d 'Manage named stores and their credentials'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "serve" -d 'Serve the config store API over HTTP(S)'
-complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "proxy" -d 'Run a local sidecar-style proxy that enforces the EgressRules'
+complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "proxy" -d 'Run a local sidecar-style proxy that enforces the rules: egress and version routing'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "check" -d 'Check whether the EgressRules allow a destination'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "token" -d 'Manage API tokens for `meshctl serve`'
 complete -c meshctl -n "__fish_meshctl_needs_command" -f -a "schema" -d 'Print the JSON schema of rule documents'
@@ -156,6 +156,9 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l access-log -d 
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l workers -d 'Worker threads (default: one per CPU)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l connect-timeout -d 'How long to wait for an upstream to accept a connection (then 504, or a close for TCP)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l drain-timeout -d 'On SIGTERM, how long open connections may take to finish' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l services -d 'Service registry (YAML: services with a port and endpoints with labels); requests to these services are routed by the RouteRules and DestinationPolicies. Re-read when it changes' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l source-labels -d 'Labels of the workload the proxy speaks for, matched by `match.source` and `sourceLabels` (KEY=VALUE,...)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l source -d 'The service the proxy speaks for, NAME or NAME.NAMESPACE (default: the `app` label of --source-labels, in namespace default)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l proxy-uid -d 'With --print-iptables: the uid the proxy runs as (its own traffic is not captured)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
@@ -167,6 +170,11 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -s V -l version -
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s f -l filename -d 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s o -l output -d 'Output format' -r -f -a "text\t'`allowed: ...` or `denied: ...`, with notes and hints'
 json\t'one JSON object: destination, allowed, rule, protocol, matched'"
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l services -d 'Service registry (as for `meshctl proxy --services`): an http:// DEST naming one of its services is checked against the RouteRules and DestinationPolicies instead' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s H -l header -d 'A request header for RouteRule matches, `NAME: VALUE` (repeatable)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l method -d 'The request method for RouteRule matches' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l source-labels -d 'Labels of the source workload (KEY=VALUE,...), as for `meshctl proxy --source-labels`' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l source -d 'The source service, NAME or NAME.NAMESPACE (default: the `app` label of --source-labels)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s R -l recursive -d 'Descend into directories recursively'
@@ -210,7 +218,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_see
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "delete" -d 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "context" -d 'Manage named stores and their credentials'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "serve" -d 'Serve the config store API over HTTP(S)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "proxy" -d 'Run a local sidecar-style proxy that enforces the EgressRules'
+complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "proxy" -d 'Run a local sidecar-style proxy that enforces the rules: egress and version routing'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "check" -d 'Check whether the EgressRules allow a destination'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "token" -d 'Manage API tokens for `meshctl serve`'
 complete -c meshctl -n "__fish_meshctl_using_subcommand help; and not __fish_seen_subcommand_from validate create get replace apply delete context serve proxy check token schema completion version help" -f -a "schema" -d 'Print the JSON schema of rule documents'

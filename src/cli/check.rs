@@ -29,10 +29,15 @@ use crate::validate::render;
 /// The rules come from -f files (only EgressRules are read; they must be valid), else from the store
 /// of the current context. Exit status: 0 allowed, 1 denied, 2 bad usage (a DEST that is none of the
 /// forms), invalid rule files, or a store that cannot be reached.
+///
+/// With --services, an http:// DEST naming a service of that registry is a mesh request: check
+/// prints the RouteRule that matches it (given -H headers, --method and the source), the subsets it
+/// goes to with their weights and endpoints, the DestinationPolicy and the faults. Exit status 1
+/// then means the request would get a 503 (a subset with no endpoints).
 #[derive(Debug, clap::Args)]
 #[command(
     override_usage = "meshctl check [OPTIONS] DEST",
-    after_help = "Examples:\n  meshctl check tcp://10.0.0.5:3306\n  meshctl check https://api.example.com -f rules/ -R\n  meshctl check http://api.example.com:8080/v1 -o json\n  meshctl check db.example.com:5432"
+    after_help = "Examples:\n  meshctl check tcp://10.0.0.5:3306\n  meshctl check https://api.example.com -f rules/ -R\n  meshctl check http://api.example.com:8080/v1 -o json\n  meshctl check db.example.com:5432\n  meshctl check http://reviews:9080/ -H 'cookie: user=jason' --services services.yaml"
 )]
 pub struct Args {
     /// The destination: tcp://IP:PORT, http://HOST[:PORT][/PATH], https://HOST[:PORT], HOST:PORT or IP:PORT
@@ -49,6 +54,22 @@ pub struct Args {
     /// Output format
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// Service registry (as for `meshctl proxy --services`): an http:// DEST naming one of its
+    /// services is checked against the RouteRules and DestinationPolicies instead
+    #[arg(long, value_name = "FILE")]
+    pub services: Option<PathBuf>,
+    /// A request header for RouteRule matches, `NAME: VALUE` (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "HEADER", requires = "services")]
+    pub headers: Vec<String>,
+    /// The request method for RouteRule matches
+    #[arg(long, value_name = "METHOD", default_value = "GET", requires = "services")]
+    pub method: String,
+    /// Labels of the source workload (KEY=VALUE,...), as for `meshctl proxy --source-labels`
+    #[arg(long, value_name = "LABELS", value_parser = crate::cli::proxy::parse_labels, requires = "services")]
+    pub source_labels: Option<crate::model::StringMap>,
+    /// The source service, NAME or NAME.NAMESPACE (default: the `app` label of --source-labels)
+    #[arg(long, value_name = "NAME", requires = "services")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -72,6 +93,24 @@ pub fn run(global: &Global, mut args: Args) -> anyhow::Result<Outcome> {
     };
     let dest =
         Dest::parse(&text).map_err(|reason| UsageError(format!("`{text}` is not a destination: {reason}\n{FORMS}")))?;
+    if let (Some(path), Scheme::Http, Host::Name(host)) = (&args.services, dest.scheme, &dest.host) {
+        let registry = crate::proxy::services::Registry::load(path).map_err(UsageError)?;
+        if registry.lookup(host, dest.port).is_some() {
+            let objects = if args.files.is_empty() {
+                let store = objects::open_store(global)?;
+                store
+                    .list(&Selector::default())
+                    .map_err(|e| UsageError(e.to_string()))?
+                    .items
+            } else {
+                match load(&args.files, args.recursive, &[])? {
+                    Some(objects) => objects,
+                    None => return Ok(Outcome::UsageOrIo),
+                }
+            };
+            return super::check_mesh::run(&text, host, dest.port, &registry, &objects, &args);
+        }
+    }
 
     let (objects, source) = if args.files.is_empty() {
         let store = objects::open_store(global)?;
@@ -83,7 +122,7 @@ pub fn run(global: &Global, mut args: Args) -> anyhow::Result<Outcome> {
         let listing = store.list(&selector).map_err(|e| UsageError(e.to_string()))?;
         (listing.items, "the store")
     } else {
-        match load(&args.files, args.recursive)? {
+        match load(&args.files, args.recursive, &[Kind::EgressRule])? {
             Some(objects) => (objects, "the files given"),
             None => return Ok(Outcome::UsageOrIo),
         }
@@ -466,10 +505,10 @@ fn ports(rule: &crate::model::EgressRule, tcp_level: bool) -> String {
 /// Reads the -f files and validates their EgressRules as `meshctl validate` does. Invalid rules are
 /// reported on standard error and the result is `None` (exit 2: there is no rule set to answer
 /// from); files that cannot be read are an `Err` (exit 2).
-fn load(paths: &[PathBuf], recursive: bool) -> anyhow::Result<Option<Vec<Resource>>> {
+fn load(paths: &[PathBuf], recursive: bool, kinds: &[Kind]) -> anyhow::Result<Option<Vec<Resource>>> {
     let inputs = files::collect(paths, recursive).map_err(|e| UsageError(e.to_string()))?;
     let opts = LoadOptions {
-        kinds: vec![Kind::EgressRule],
+        kinds: kinds.to_vec(),
         keep_resources: true,
         ..LoadOptions::default()
     };
@@ -487,7 +526,12 @@ fn load(paths: &[PathBuf], recursive: bool) -> anyhow::Result<Option<Vec<Resourc
         render::text::render(&mut err, &diagnostics, &summary, &opts)?;
         writeln!(
             err,
-            "Error: the EgressRules have {} (see above): fix them to check against them",
+            "Error: the {} have {} (see above): fix them to check against them",
+            if kinds == [Kind::EgressRule] {
+                "EgressRules"
+            } else {
+                "rules"
+            },
             plural(summary.errors, "error")
         )?;
         return Ok(None);

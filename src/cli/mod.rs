@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod check;
+pub mod check_mesh;
 pub mod completion;
 pub mod context;
 pub mod create;

@@ -8,13 +8,19 @@ use crate::cli::{Global, Outcome};
 use crate::context;
 use crate::proxy::{self, Forward, access_log::Format, source::Source};
 
-/// Run a local sidecar-style proxy that enforces the EgressRules
+/// Run a local sidecar-style proxy that enforces the rules: egress and version routing
 ///
 /// External traffic is denied unless an EgressRule allows it: TCP by IP/CIDR and port, HTTP and HTTPS
 /// by host name (exact or *.domain). The rules come from the current context's store and are followed
 /// live (a created or deleted rule applies to new connections within a second, no restart), or from
 /// -f files, re-read when they change. A rule set that fails validation is refused and the last good
 /// one stays in force; established connections are never cut by a rule change.
+///
+/// With --services FILE, HTTP requests for the services listed there (name, port, endpoints with
+/// labels) are routed as an Istio 0.x sidecar routed them: RouteRules pick the version (weights,
+/// header matches, redirect, rewrite, faults, timeouts, retries, mirror, CORS, WebSocket) and
+/// DestinationPolicies balance and guard the endpoints (load balancing, circuit breaker, outlier
+/// ejection). See docs/routing.md.
 ///
 /// Clients reach it through the proxy port (HTTP_PROXY/HTTPS_PROXY/ALL_PROXY: absolute-form HTTP,
 /// CONNECT and SOCKS5 on one port), through --forward for clients that cannot use a proxy, or, with
@@ -26,6 +32,7 @@ use crate::proxy::{self, Forward, access_log::Format, source::Source};
     meshctl proxy --forward 127.0.0.1:3306=10.0.0.5:3306\n  \
     HTTPS_PROXY=http://127.0.0.1:15001 curl https://api.example.com/\n  \
     meshctl proxy -f rules/ -R --log-format json --access-log /var/log/meshctl-proxy.log\n  \
+    meshctl proxy --services services.yaml --source-labels app=productpage,version=v1 --forward 19080=reviews:9080\n  \
     meshctl proxy --print-iptables --proxy-uid 1337 | sudo sh")]
 pub struct Args {
     /// Rules from these files or directories instead of the store; re-read when they change
@@ -70,6 +77,18 @@ pub struct Args {
     /// Print the iptables commands that capture outbound TCP for --transparent, and exit
     #[arg(long)]
     pub print_iptables: bool,
+    /// Service registry (YAML: services with a port and endpoints with labels); requests to these
+    /// services are routed by the RouteRules and DestinationPolicies. Re-read when it changes
+    #[arg(long, value_name = "FILE")]
+    pub services: Option<PathBuf>,
+    /// Labels of the workload the proxy speaks for, matched by `match.source` and `sourceLabels`
+    /// (KEY=VALUE,...)
+    #[arg(long, value_name = "LABELS", value_parser = parse_labels)]
+    pub source_labels: Option<crate::model::StringMap>,
+    /// The service the proxy speaks for, NAME or NAME.NAMESPACE (default: the `app` label of
+    /// --source-labels, in namespace default)
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
     /// With --print-iptables: the uid the proxy runs as (its own traffic is not captured)
     #[arg(long, value_name = "UID", default_value_t = 1337, requires = "print_iptables")]
     pub proxy_uid: u32,
@@ -109,8 +128,48 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
         connect_timeout: args.connect_timeout,
         drain_timeout: args.drain_timeout,
         source,
+        services: args.services,
+        identity: identity(args.source.as_deref(), args.source_labels.unwrap_or_default()),
     })?;
     Ok(Outcome::Success)
+}
+
+/// Who the proxy speaks for, from `--source` and `--source-labels`.
+pub fn identity(source: Option<&str>, labels: crate::model::StringMap) -> proxy::routes::SourceIdentity {
+    let (name, namespace) = match source {
+        Some(s) => match s.split_once('.') {
+            Some((n, ns)) => (Some(n.to_string()), ns.to_string()),
+            None => (Some(s.to_string()), "default".to_string()),
+        },
+        None => (labels.get("app").cloned(), "default".to_string()),
+    };
+    proxy::routes::SourceIdentity {
+        name,
+        namespace,
+        labels,
+    }
+}
+
+/// `KEY=VALUE,KEY=VALUE`: Kubernetes label keys and values.
+pub fn parse_labels(s: &str) -> Result<crate::model::StringMap, String> {
+    use crate::validate::common::{label_key_problem, label_value_ok};
+    let mut out = crate::model::StringMap::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(format!("`{pair}` is not KEY=VALUE"));
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if let Some(problem) = label_key_problem(k) {
+            return Err(format!("label key `{k}`: {problem}"));
+        }
+        if !label_value_ok(v) {
+            return Err(format!(
+                "label value `{v}` is not valid (at most 63 characters: alphanumerics, '-', '_', '.', starting and ending with an alphanumeric)"
+            ));
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

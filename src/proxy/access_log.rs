@@ -55,6 +55,22 @@ pub struct Entry {
     pub received: u64,
     pub duration: Duration,
     pub error: Option<String>,
+    /// For mesh requests: where the routing sent them.
+    pub mesh: Option<Box<MeshInfo>>,
+}
+
+/// What routing made of a mesh request.
+#[derive(Debug, Clone, Default)]
+pub struct MeshInfo {
+    /// `FQDN:PORT`.
+    pub service: String,
+    /// `version=v3`; empty for the whole service.
+    pub subset: String,
+    /// The endpoint of the last attempt.
+    pub upstream: Option<String>,
+    pub retries: u32,
+    /// `delay` or `abort` when a fault was injected.
+    pub fault: Option<&'static str>,
 }
 
 impl Entry {
@@ -73,6 +89,7 @@ impl Entry {
             received: 0,
             duration: Duration::ZERO,
             error: None,
+            mesh: None,
         }
     }
 
@@ -125,12 +142,25 @@ impl Entry {
                     self.sent,
                     self.received
                 );
+                if let Some(m) = &self.mesh {
+                    let _ = write!(s, " service={}", m.service);
+                    if !m.subset.is_empty() {
+                        let _ = write!(s, " subset={}", m.subset);
+                    }
+                    if let Some(u) = &m.upstream {
+                        let _ = write!(s, " upstream={u}");
+                    }
+                    let _ = write!(s, " retries={}", m.retries);
+                    if let Some(f) = m.fault {
+                        let _ = write!(s, " fault={f}");
+                    }
+                }
                 if let Some(e) = &self.error {
                     let _ = write!(s, " error={}", serde_json::Value::String(e.clone()));
                 }
             }
             Format::Json => {
-                let v = serde_json::json!({
+                let mut v = serde_json::json!({
                     "time": time.to_string(),
                     "proto": self.proto,
                     "src": self.src.to_string(),
@@ -146,6 +176,13 @@ impl Entry {
                     "duration_ms": (ms * 1000.0).round() / 1000.0,
                     "error": self.error,
                 });
+                if let (Some(m), Some(o)) = (&self.mesh, v.as_object_mut()) {
+                    o.insert("service".into(), m.service.clone().into());
+                    o.insert("subset".into(), m.subset.clone().into());
+                    o.insert("upstream".into(), m.upstream.clone().into());
+                    o.insert("retries".into(), m.retries.into());
+                    o.insert("fault".into(), m.fault.into());
+                }
                 s = v.to_string();
             }
         }

@@ -52,7 +52,32 @@ fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
                 .metrics
                 .access_log_dropped
                 .store(shared.log.dropped(), Ordering::Relaxed);
-            let mut r = text(StatusCode::OK, shared.metrics.render());
+            let mut body = shared.metrics.render();
+            {
+                use std::fmt::Write as _;
+                let active = shared.rules();
+                for (name, help, n) in [
+                    (
+                        "meshctl_proxy_route_rules",
+                        "RouteRules in force.",
+                        active.count(Kind::RouteRule),
+                    ),
+                    (
+                        "meshctl_proxy_destination_policies",
+                        "DestinationPolicies in force.",
+                        active.count(Kind::DestinationPolicy),
+                    ),
+                    (
+                        "meshctl_proxy_services",
+                        "Services in the registry.",
+                        active.registry.len(),
+                    ),
+                ] {
+                    let _ = writeln!(body, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {n}");
+                }
+            }
+            shared.routing.states.render(&mut body);
+            let mut r = text(StatusCode::OK, body);
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -78,6 +103,8 @@ fn route(req: &Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
                 "egressRules": pick(Kind::EgressRule),
                 "routeRules": pick(Kind::RouteRule),
                 "destinationPolicies": pick(Kind::DestinationPolicy),
+                "services": &*active.registry,
+                "routes": active.routes.dump(),
             });
             let mut r = text(StatusCode::OK, format!("{body:#}\n"));
             r.headers_mut().insert(

@@ -79,7 +79,16 @@ pub async fn accept_loop(
                 tokio::spawn(async move {
                     let _held = held;
                     let _active = shared.metrics.track();
-                    forward(stream, peer, &f, &shared).await
+                    let mesh = shared.rules().registry.lookup(&f.host, f.port).is_some();
+                    if mesh {
+                        let mode = http::Mode::Service {
+                            host: Arc::from(f.host.as_str()),
+                            port: f.port,
+                        };
+                        Box::pin(http::serve(stream, peer, mode, shared.clone())).await
+                    } else {
+                        forward(stream, peer, &f, &shared).await
+                    }
                 });
             }
         }

@@ -20,18 +20,21 @@ use tokio::net::TcpStream;
 
 use super::access_log::{Decision, Entry};
 use super::conn::{self, FIRST_BYTES_TIMEOUT, UpstreamError};
+use super::mesh;
 use super::state::Shared;
 use crate::model::egress_rule::Protocol;
 
 /// The most a request head may take (a larger one is answered 431).
 const MAX_HEAD: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Mode {
     /// The client knows it talks to a proxy.
     Explicit,
     /// Redirected to the proxy; the original destination.
     Transparent(SocketAddr),
+    /// A `--forward` to a service of the registry: origin-form requests to that service.
+    Service { host: Arc<str>, port: u16 },
 }
 
 /// One upstream connection kept for the next request of the same client connection.
@@ -83,16 +86,16 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: Arc<
 
 async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Response<ProxyBody> {
     if req.method() == Method::CONNECT {
-        return match conn.mode {
+        return match &conn.mode {
             Mode::Explicit => connect_tunnel(req, conn.peer, shared).await,
-            Mode::Transparent(_) => local(
+            Mode::Transparent(_) | Mode::Service { .. } => local(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "CONNECT is for clients that use the proxy explicitly\n",
             ),
         };
     }
     // Where the request goes: the absolute-form URI, or (captured) the Host header and original port.
-    let target = match conn.mode {
+    let target = match &conn.mode {
         Mode::Explicit => {
             let uri = req.uri();
             let tls = match uri.scheme_str() {
@@ -127,6 +130,22 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Re
                 addr: None,
             }
         }
+        Mode::Service { host, port } => {
+            let active = shared.active.load_full();
+            let Some(svc) = active.registry.lookup(host, *port) else {
+                return local(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("meshctl proxy: {host}:{port} is no longer in the service registry\n"),
+                );
+            };
+            let fqdn = svc.fqdn();
+            let dest = mesh::Destination {
+                fqdn: &fqdn,
+                port: svc.port,
+                authority: Some(format!("{host}:{port}")),
+            };
+            return mesh::handle(req, active.clone(), dest, conn.peer, shared).await;
+        }
         Mode::Transparent(orig) => {
             let host = req
                 .headers()
@@ -139,10 +158,23 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Re
                 host,
                 port: orig.port(),
                 tls: false,
-                addr: Some(orig),
+                addr: Some(*orig),
             }
         }
     };
+    // A service of the registry: routed by the RouteRules, no EgressRule needed.
+    if !target.tls {
+        let active = shared.active.load_full();
+        if let Some(svc) = active.registry.lookup(&target.host, target.port) {
+            let fqdn = svc.fqdn();
+            let dest = mesh::Destination {
+                fqdn: &fqdn,
+                port: svc.port,
+                authority: None,
+            };
+            return mesh::handle(req, active.clone(), dest, conn.peer, shared).await;
+        }
+    }
     let dst = format!("{}:{}", conn::bracket(&target.host), target.port);
     let url = display_url(&req, &target);
     let mut entry = Entry::new("http", conn.peer, dst.clone());
@@ -200,13 +232,7 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Re
         .unwrap_or_else(|_| Uri::from_static("/"));
     parts.version = http::Version::HTTP_11;
     let sent = Arc::new(AtomicU64::new(0));
-    let upstream_req = Request::from_parts(
-        parts,
-        CountingBody {
-            inner: body,
-            count: sent.clone(),
-        },
-    );
+    let upstream_req = Request::from_parts(parts, CountingBody::new(body, sent.clone()));
 
     let mut slot = conn.upstream.lock().await;
     let key = (target.host.to_ascii_lowercase(), target.port, target.tls);
@@ -239,12 +265,7 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Re
                 parts,
                 ProxyBody::Upstream {
                     inner: body,
-                    log: Some(Box::new(LogOnDrop {
-                        entry,
-                        sent,
-                        received: 0,
-                        shared: shared.clone(),
-                    })),
+                    log: Some(Box::new(LogOnDrop::new(entry, sent, shared.clone(), None))),
                 },
             )
         }
@@ -370,7 +391,7 @@ async fn connect_tunnel(req: Request<Incoming>, peer: SocketAddr, shared: &Arc<S
     Response::new(ProxyBody::Local(None))
 }
 
-fn local(status: StatusCode, body: impl Into<String>) -> Response<ProxyBody> {
+pub(crate) fn local(status: StatusCode, body: impl Into<String>) -> Response<ProxyBody> {
     let mut resp = Response::new(ProxyBody::Local(Some(Bytes::from(body.into()))));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -443,7 +464,7 @@ fn strip_port(h: &str) -> String {
 }
 
 /// Removes the headers that belong to one hop (RFC 9110 §7.6.1), including those `Connection` names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -477,6 +498,12 @@ pub struct CountingBody {
     count: Arc<AtomicU64>,
 }
 
+impl CountingBody {
+    pub fn new(inner: Incoming, count: Arc<AtomicU64>) -> CountingBody {
+        CountingBody { inner, count }
+    }
+}
+
 impl Body for CountingBody {
     type Data = Bytes;
     type Error = hyper::Error;
@@ -506,10 +533,25 @@ pub struct LogOnDrop {
     sent: Arc<AtomicU64>,
     received: u64,
     shared: Arc<Shared>,
+    /// A mesh request's pooled upstream connection: back to its pool when the body ends cleanly.
+    lease: Option<mesh::Lease>,
+}
+
+impl LogOnDrop {
+    pub fn new(entry: Entry, sent: Arc<AtomicU64>, shared: Arc<Shared>, lease: Option<mesh::Lease>) -> LogOnDrop {
+        LogOnDrop {
+            entry,
+            sent,
+            received: 0,
+            shared,
+            lease,
+        }
+    }
 }
 
 impl Drop for LogOnDrop {
     fn drop(&mut self) {
+        drop(self.lease.take());
         self.entry.sent = self.sent.load(Ordering::Relaxed);
         self.entry.received = self.received;
         self.entry.finish();
@@ -548,7 +590,12 @@ impl Body for ProxyBody {
                         }
                         *log = None;
                     }
-                    Poll::Ready(None) => *log = None,
+                    Poll::Ready(None) => {
+                        if let Some(lease) = log.as_mut().and_then(|l| l.lease.as_mut()) {
+                            lease.clean = true;
+                        }
+                        *log = None;
+                    }
                     Poll::Pending => {}
                 }
                 r

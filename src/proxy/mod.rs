@@ -6,9 +6,12 @@ pub mod access_log;
 pub mod admin;
 pub mod conn;
 pub mod http;
+pub mod mesh;
 pub mod metrics;
 pub mod orig_dst;
+pub mod routes;
 pub mod rules;
+pub mod services;
 pub mod socks;
 pub mod source;
 pub mod splice;
@@ -47,6 +50,10 @@ pub struct Config {
     pub connect_timeout: Duration,
     pub drain_timeout: Duration,
     pub source: source::Source,
+    /// The service registry file (`--services`), followed for changes.
+    pub services: Option<PathBuf>,
+    /// Who the proxy speaks for (`--source`, `--source-labels`).
+    pub identity: routes::SourceIdentity,
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, then stops accepting and lets open connections finish
@@ -85,11 +92,19 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         connect_timeout,
         drain_timeout,
         source,
+        services,
+        identity,
         ..
     } = config;
-    let (active, follower) = source::initial(source).map_err(UsageError)?;
+    let registry = match &services {
+        Some(path) => services::Registry::load(path).map_err(UsageError)?,
+        None => services::Registry::empty(),
+    };
+    let routing = Arc::new(state::Routing::new(identity, registry));
+    let (active, follower) = source::initial(source, &routing).map_err(UsageError)?;
     let shared = Arc::new(state::Shared {
         active: ArcSwap::from_pointee(active),
+        routing,
         metrics: metrics::Metrics::default(),
         log,
         tls,
@@ -112,7 +127,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         forwards,
         transparent,
         drain_timeout,
-        follower,
+        Followers {
+            rules: follower,
+            services,
+        },
     ));
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
@@ -138,6 +156,12 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     Ok(socket.listen(BACKLOG).map_err(fail)?)
 }
 
+/// What follows changes once the proxy serves: the rules' source and the registry file.
+struct Followers {
+    rules: source::Follower,
+    services: Option<PathBuf>,
+}
+
 async fn serve(
     shared: Arc<state::Shared>,
     listen: SocketAddr,
@@ -145,8 +169,12 @@ async fn serve(
     forwards: Vec<Forward>,
     transparent: bool,
     drain_timeout: Duration,
-    follower: source::Follower,
+    followers: Followers,
 ) -> anyhow::Result<()> {
+    let Followers {
+        rules: follower,
+        services,
+    } = followers;
     let admin_listener = bind(admin, "--admin").await?;
     let proxy_listener = bind(listen, "--listen").await?;
     let mut forward_listeners = Vec::new();
@@ -172,6 +200,14 @@ async fn serve(
         );
     }
     source::announce(&shared.rules(), "");
+    if let Some(path) = &services {
+        let n = shared.rules().registry.len();
+        eprintln!(
+            "meshctl proxy: {n} service{} from {}",
+            if n == 1 { "" } else { "s" },
+            path.display()
+        );
+    }
 
     // Connections hold a clone of `held`; when every clone is gone, `held_tx.closed()` resolves.
     let (held_tx, held) = tokio::sync::watch::channel(());
@@ -200,6 +236,14 @@ async fn serve(
             .name("meshctl-rules".into())
             .spawn(move || source::follow(follower, shared, stop))
             .context("starting the rules thread")?;
+    }
+    if let Some(path) = services {
+        let shared = shared.clone();
+        let stop = follow_stop.clone();
+        std::thread::Builder::new()
+            .name("meshctl-services".into())
+            .spawn(move || source::follow_services(path, shared, stop))
+            .context("starting the services thread")?;
     }
     shared.ready.store(true, Ordering::SeqCst);
     eprintln!("meshctl proxy: ready");

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::state::{Active, Shared};
+use super::services::Registry;
+use super::state::{Active, Routing, Shared};
 use crate::context::Selection;
 use crate::diag::Severity;
 use crate::load::LoadOptions;
@@ -60,7 +61,7 @@ pub enum Follower {
 
 /// The first load. An error here stops the proxy before it listens: a user who starts it wants to
 /// know at once that the rules cannot be read.
-pub fn initial(source: Source) -> Result<(Active, Follower), String> {
+pub fn initial(source: Source, routing: &Routing) -> Result<(Active, Follower), String> {
     let name = source.describe();
     match source {
         Source::Store(selection) => {
@@ -71,7 +72,7 @@ pub fn initial(source: Source) -> Result<(Active, Follower), String> {
                 list(store.as_ref()).map_err(|e| format!("cannot read the rules from {name}: {e}"))?;
             let items: Vec<Resource> = objects.values().cloned().collect();
             check_all(&items).map_err(|e| format!("the rules in {name} are invalid:\n{e}"))?;
-            let active = Active::new(items, revision, name.clone());
+            let active = Active::new(items, revision, name.clone(), routing);
             Ok((
                 active,
                 Follower::Store {
@@ -85,7 +86,7 @@ pub fn initial(source: Source) -> Result<(Active, Follower), String> {
         Source::Files { paths, recursive } => {
             let fingerprint = fingerprint(&paths, recursive).map_err(|e| e.to_string())?;
             let items = load_files(&fingerprint)?;
-            let active = Active::new(items, 1, name.clone());
+            let active = Active::new(items, 1, name.clone(), routing);
             Ok((
                 active,
                 Follower::Files {
@@ -101,12 +102,72 @@ pub fn initial(source: Source) -> Result<(Active, Follower), String> {
 }
 
 pub fn announce(active: &Active, how: &str) {
+    use crate::model::Kind;
+    let routing = if active.routes.route_rules + active.routes.policies == 0 {
+        String::new()
+    } else {
+        format!(
+            ", {}, {}",
+            plural(active.count(Kind::RouteRule), "RouteRule"),
+            plural_policies(active.count(Kind::DestinationPolicy))
+        )
+    };
     eprintln!(
-        "meshctl proxy: rules at revision {}: {} (from {}){how}",
+        "meshctl proxy: rules at revision {}: {}{routing} (from {}){how}",
         active.revision,
         plural(active.rules.egress_rules(), "EgressRule"),
         active.source
     );
+}
+
+fn plural_policies(n: usize) -> String {
+    if n == 1 {
+        "1 DestinationPolicy".to_string()
+    } else {
+        format!("{n} DestinationPolicies")
+    }
+}
+
+/// Follows the service registry file (polled like `-f` rule files) until `stop` is set; runs on its
+/// own thread. A file that fails to load is refused and the registry in force stays.
+pub fn follow_services(path: PathBuf, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let stamp = |p: &PathBuf| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
+    let mut last = stamp(&path);
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(FILE_POLL);
+        let now = stamp(&path);
+        if now == last {
+            continue;
+        }
+        last = now;
+        match Registry::load(&path) {
+            Ok(registry) => {
+                let n = registry.len();
+                let _installing = shared.routing.installing();
+                shared.routing.set_registry(registry);
+                let current = shared.rules();
+                let active = Active::new(
+                    current.objects.clone(),
+                    current.revision,
+                    current.source.clone(),
+                    &shared.routing,
+                );
+                shared.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                shared.install(active);
+                eprintln!(
+                    "meshctl proxy: {} from {} (reloaded)",
+                    plural(n, "service"),
+                    path.display()
+                );
+            }
+            Err(e) => {
+                shared.metrics.reloads_refused.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "meshctl proxy: refused the service registry: {e}\nmeshctl proxy: the registry loaded before stays in force"
+                );
+            }
+        }
+    }
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -152,7 +213,8 @@ pub fn follow(mut follower: Follower, shared: Arc<Shared>, stop: Arc<AtomicBool>
                 match load_files(fingerprint) {
                     Ok(items) => {
                         *loads += 1;
-                        install(&shared, Active::new(items, *loads, name.clone()));
+                        let loads = *loads;
+                        install(&shared, |r| Active::new(items, loads, name.clone(), r));
                     }
                     Err(e) => refuse(&shared, &e),
                 }
@@ -253,7 +315,7 @@ fn record(objects: &mut BTreeMap<ObjectKey, Resource>, revision: &mut Revision, 
 fn apply(shared: &Shared, objects: &BTreeMap<ObjectKey, Resource>, revision: Revision, name: &str) {
     let items: Vec<Resource> = objects.values().cloned().collect();
     match check_all(&items) {
-        Ok(()) => install(shared, Active::new(items, revision, name.to_string())),
+        Ok(()) => install(shared, |r| Active::new(items, revision, name.to_string(), r)),
         Err(e) => refuse(
             shared,
             &format!("the rules in {name} at revision {revision} are invalid:\n{e}"),
@@ -261,7 +323,10 @@ fn apply(shared: &Shared, objects: &BTreeMap<ObjectKey, Resource>, revision: Rev
     }
 }
 
-fn install(shared: &Shared, active: Active) {
+/// Builds the new rule set and puts it in force, under the install lock (see [`Routing::installing`]).
+fn install(shared: &Shared, build: impl FnOnce(&Routing) -> Active) {
+    let _installing = shared.routing.installing();
+    let active = build(&shared.routing);
     announce(&active, " (reloaded)");
     shared
         .metrics

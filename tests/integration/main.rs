@@ -7,6 +7,7 @@ mod proxy_faults;
 mod proxy_http;
 mod proxy_mysql;
 mod proxy_netns;
+mod proxy_routing;
 mod proxy_store;
 mod roundtrip;
 mod sarif;

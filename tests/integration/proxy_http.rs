@@ -100,7 +100,8 @@ impl Drop for TestServer {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+/// Where `needle` first occurs in `hay`.
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
@@ -330,7 +331,8 @@ fn parse_status(head: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("no status code in {line:?}"))
 }
 
-fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+/// The value of the first header `name` (case-insensitive) in a request or response head.
+pub(crate) fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
     head.split("\r\n")
         .skip(1)
         .filter_map(|l| l.split_once(':'))

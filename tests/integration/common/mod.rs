@@ -267,6 +267,16 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
+    spawn_proxy(proxy_command(home, args))
+}
+
+/// The command [`proxy`] runs, not started: `meshctl proxy --listen 127.0.0.1:0 --admin 127.0.0.1:0
+/// ARGS...` with HOME and the XDG directories under `home` (for callers that expect it to exit).
+pub fn proxy_command<I, S>(home: &Path, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
     let args: Vec<String> = args.into_iter().map(|s| s.as_ref().to_string()).collect();
     let mut command = Command::new(env!("CARGO_BIN_EXE_meshctl"));
     command.arg("proxy");
@@ -283,7 +293,7 @@ where
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_DATA_HOME", home.join("data"))
         .env("HOME", home);
-    spawn_proxy(command)
+    command
 }
 
 /// Starts a prepared `meshctl proxy` command (for callers that wrap it, e.g. in `ip netns exec`)
