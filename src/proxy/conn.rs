@@ -141,7 +141,7 @@ async fn captured(stream: TcpStream, peer: SocketAddr, orig: SocketAddr, shared:
         let active = shared.rules();
         (
             allow_addr(&active, orig.ip(), orig.port()),
-            active.rules.has_host_port(orig.port()),
+            active.rules.has_host_port(orig.port()) || active.registry.has_port(orig.port()),
         )
     };
     let mut entry = Entry::new("tcp", peer, orig.to_string());

@@ -7,7 +7,7 @@
 //! sit on the per-request path.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
 use crate::diag::Span;
-use crate::load::node::{Entry, Node, Resolved, Value};
+use crate::load::node::{Node, Resolved, Value};
 use crate::load::path::{self, Seg};
 use crate::load::{self, yaml};
 use crate::suggest::did_you_mean;
@@ -39,6 +39,8 @@ pub struct Registry {
     hosts: HashMap<String, Vec<(u16, usize)>>,
     /// Lowercase FQDN → service index.
     fqdns: HashMap<String, usize>,
+    /// Every service port (captured traffic to one of these may be a mesh request).
+    ports: HashSet<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -171,7 +173,18 @@ impl Registry {
             }
             fqdns.insert(s.fqdn(), i);
         }
-        Registry { services, hosts, fqdns }
+        let ports = services.iter().map(|s| s.port).collect();
+        Registry {
+            services,
+            hosts,
+            fqdns,
+            ports,
+        }
+    }
+
+    /// Whether some service listens on `port`.
+    pub fn has_port(&self, port: u16) -> bool {
+        self.ports.contains(&port)
     }
 
     pub fn services(&self) -> &[Service] {
@@ -253,8 +266,8 @@ impl Walk<'_> {
         self.errors.push(error);
     }
 
-    /// A mapping's entries, with its unknown fields reported.
-    fn mapping<'n, 'a>(&mut self, node: &'n Node<'a>, at: &[Seg<'_>], known: &[&str]) -> Option<&'n [Entry<'a>]> {
+    /// Whether `node` is a mapping (reported if not), with its unknown fields reported.
+    fn mapping(&mut self, node: &Node<'_>, at: &[Seg<'_>], known: &[&str]) -> Option<()> {
         let Some(entries) = node.as_map() else {
             self.error(node.span, at, format!("expected a mapping, found {}", node.describe()));
             return None;
@@ -270,7 +283,7 @@ impl Walk<'_> {
                 format!("unknown field `{}`; {hint}", e.key),
             );
         }
-        Some(entries)
+        Some(())
     }
 
     /// A field's value; null counts as absent.
@@ -335,30 +348,22 @@ impl Walk<'_> {
         };
         let items = self.list(Some(&list.value).filter(|v| !v.is_null()), &[Seg::Key("services")]);
         let mut services = Vec::with_capacity(items.len());
-        let mut seen: HashMap<(String, String), (usize, Span)> = HashMap::new();
+        let mut seen = HashMap::new();
         for (i, item) in items.iter().enumerate() {
-            let at = [Seg::Key("services"), Seg::Index(i)];
-            let Some((service, span)) = self.service(item, &at) else {
-                continue;
-            };
-            let key = (service.name.clone(), service.namespace.clone());
-            if let Some(&(first, first_span)) = seen.get(&key) {
-                let (file, line, column) = (self.file, first_span.start.line, first_span.start.column);
-                let message = format!(
-                    "duplicate service `{}.{}`: services[{first}] at {file}:{line}:{column} already defines it",
-                    key.0, key.1
-                );
-                self.error(span, &join(&at, Seg::Key("name")), message);
-                continue;
-            }
-            seen.insert(key, (i, span));
-            services.push(service);
+            services.extend(self.service(item, i, &mut seen));
         }
         services
     }
 
-    /// A service and the position of its name, or None when it has errors (reported).
-    fn service(&mut self, node: &Node<'_>, at: &[Seg<'_>]) -> Option<(Service, Span)> {
+    /// The `i`th service, or None when it has errors (reported). `seen` holds the (name, namespace)
+    /// of the services before it, valid or not, and where each is named.
+    fn service(
+        &mut self,
+        node: &Node<'_>,
+        i: usize,
+        seen: &mut HashMap<(String, String), (usize, Span)>,
+    ) -> Option<Service> {
+        let at = &[Seg::Key("services"), Seg::Index(i)];
         self.mapping(node, at, SERVICE_FIELDS)?;
         let before = self.errors.len();
         let field = |key| join(at, Seg::Key(key));
@@ -368,6 +373,18 @@ impl Walk<'_> {
             Some(n) => self.dns_label(n, &field("namespace"), "namespace"),
             None => Some(DEFAULT_NAMESPACE.to_string()),
         };
+        if let (Some(name), Some(namespace), Some(name_node)) = (&name, &namespace, name_node) {
+            let key = (name.clone(), namespace.clone());
+            if let Some(&(first, span)) = seen.get(&key) {
+                let (file, line, column) = (self.file, span.start.line, span.start.column);
+                let message = format!(
+                    "duplicate service `{name}.{namespace}`: services[{first}] at {file}:{line}:{column} already defines it"
+                );
+                self.error(name_node.span, &field("name"), message);
+            } else {
+                seen.insert(key, (i, name_node.span));
+            }
+        }
         let domain = match Self::optional(node, "domain") {
             Some(n) => self.domain(n, &field("domain")),
             None => Some(DEFAULT_DOMAIN.to_string()),
@@ -385,9 +402,9 @@ impl Walk<'_> {
             };
             let address = endpoint.address();
             if let Some(&(first, first_span)) = seen.get(&address) {
-                let (line, column) = (first_span.start.line, first_span.start.column);
+                let (file, line, column) = (self.file, first_span.start.line, first_span.start.column);
                 let message = format!(
-                    "duplicate endpoint `{address}`: endpoints[{first}] (line {line}, column {column}) has it already"
+                    "duplicate endpoint `{address}`: endpoints[{first}] at {file}:{line}:{column} already lists it"
                 );
                 self.error(span, &join(&at, Seg::Key("address")), message);
                 continue;
@@ -398,14 +415,13 @@ impl Walk<'_> {
         if self.errors.len() > before {
             return None;
         }
-        let service = Service {
+        Some(Service {
             name: name?,
             namespace: namespace?,
             domain: domain?,
             port: port?,
             endpoints,
-        };
-        Some((service, name_node?.span))
+        })
     }
 
     fn endpoint(&mut self, node: &Node<'_>, at: &[Seg<'_>]) -> Option<(Endpoint, Span)> {
@@ -754,6 +770,11 @@ services:
                 "s.yaml:6:9: services[2].name: duplicate service `a.default`: services[0] at s.yaml:2:9 already defines it",
             ],
         );
+        // Reported even when the first one has other errors.
+        assert_error(
+            "services:\n- {name: a, port: 0}\n- {name: a, port: 1}\n",
+            &["s.yaml:3:10: services[1].name: duplicate"],
+        );
         // Same name, other namespace: fine.
         assert!(
             Registry::parse(
@@ -820,7 +841,7 @@ services:
         assert_error(
             text,
             &[
-                "s.yaml:6:14: services[0].endpoints[1].address: duplicate endpoint `[::1]:80`: endpoints[0] (line 5, column 14)",
+                "s.yaml:6:14: services[0].endpoints[1].address: duplicate endpoint `[::1]:80`: endpoints[0] at s.yaml:5:14 already lists it",
             ],
         );
         let text = "services:\n- name: a\n  port: 1\n  endpoints:\n  - address: Host:80\n  - address: host.:80\n";

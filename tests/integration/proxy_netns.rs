@@ -721,6 +721,68 @@ fn transparent_proxy_in_netns_matches_http_host_and_tls_sni() {
     drop(web);
 }
 
+#[test]
+fn transparent_proxy_in_netns_routes_mesh_services_by_host() {
+    let test = "transparent_proxy_in_netns_routes_mesh_services_by_host";
+    let Some(ns) = captured_namespaces(test, &["ip", "iptables", "setpriv", "curl", "python3"]) else {
+        return;
+    };
+    let work = ProxyWork::new();
+    let web = ExtWeb::start(&ns, work.path());
+    // `reviews` on port 80 has one endpoint: the web server outside the namespace.
+    let services = work.path().join("services.yaml");
+    std::fs::write(
+        &services,
+        format!(
+            "services:\n- name: reviews\n  port: 80\n  endpoints:\n  - address: {EXT_IP}:80\n    labels: {{version: v1}}\n"
+        ),
+    )
+    .expect("write services");
+    let rules = work.path().join("rules");
+    std::fs::create_dir(&rules).expect("create rules dir");
+    let mut proxy = work.start_proxy(
+        &ns,
+        &[
+            "-f",
+            &rules.display().to_string(),
+            "--services",
+            &services.display().to_string(),
+        ],
+    );
+
+    // Captured HTTP whose Host names the service is a mesh request: routed to the endpoint with no
+    // EgressRule. Any other Host on the same port is still egress, and denied.
+    let mesh = fetch_until(|| ns.get_host(true, "reviews", "/mesh"), |f| f.status != "000");
+    assert!(
+        mesh.is_status("200") && mesh.body.contains("host=reviews\npath=/mesh\n"),
+        "captured request for the mesh service reviews:80: {mesh:?}\n{}",
+        proxy.stderr()
+    );
+    let fqdn = ns.get_host(true, "reviews.default.svc.cluster.local", "/fqdn");
+    assert!(fqdn.is_status("200"), "by its FQDN: {fqdn:?}");
+    let egress = ns.get_host(true, "ext.example.com", "/ext");
+    assert!(
+        egress.is_status("403") && egress.body.contains("no EgressRule allows"),
+        "a host that is not a service stays egress: {egress:?}"
+    );
+    let log = proxy.wait_log(LOG_WAIT, |l| {
+        !log_has(
+            l,
+            &[" http ", "-> reviews.default.svc.cluster.local:80 ", " allow ", " 200 "],
+        )
+        .is_empty()
+    });
+    let line = log_has(&log, &[" http ", "-> reviews.default.svc.cluster.local:80 ", " allow "]);
+    assert!(
+        line.first()
+            .is_some_and(|l| l.contains(&format!("upstream={EXT_IP}:80"))),
+        "no mesh access log line naming the endpoint:\n{log}"
+    );
+    assert!(proxy.is_running(), "the proxy exited:\n{}", proxy.stderr());
+    drop(proxy);
+    drop(web);
+}
+
 /// The access log lines containing every one of `needles`.
 fn log_has<'l>(log: &'l str, needles: &[&str]) -> Vec<&'l str> {
     log.lines().filter(|l| needles.iter().all(|n| l.contains(n))).collect()
