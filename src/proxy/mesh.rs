@@ -70,38 +70,30 @@ impl States {
 
     /// The mesh families of `/metrics`.
     pub fn render(&self, out: &mut String) {
-        use std::fmt::Write as _;
         let clusters: Vec<Arc<ClusterState>> = lock(&self.clusters).values().cloned().collect();
         let services: Vec<(String, Arc<ServiceCounters>)> = lock(&self.services)
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let head = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
         let cl = |c: &ClusterState| format!("service=\"{}\",subset=\"{}\"", c.service, c.subset);
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
 
-        head(
+        let mut samples = Vec::new();
+        for c in &clusters {
+            for (code, n) in lock(&c.codes).iter() {
+                samples.push((format!("{{{},code=\"{code}\"}}", cl(c)), n.to_string()));
+            }
+        }
+        family(
             out,
             "meshctl_proxy_mesh_requests_total",
             "counter",
             "Mesh requests, by destination service, subset and status code.",
+            samples,
         );
-        for c in &clusters {
-            for (code, n) in lock(&c.codes).iter() {
-                let _ = writeln!(
-                    out,
-                    "meshctl_proxy_mesh_requests_total{{{},code=\"{code}\"}} {n}",
-                    cl(c)
-                );
-            }
-        }
-        head(
-            out,
-            "meshctl_proxy_mesh_request_duration_seconds",
-            "histogram",
-            "Time to the upstream's response headers, by service and subset.",
-        );
+
+        let name = "meshctl_proxy_mesh_request_duration_seconds";
+        let mut samples = Vec::new();
         for c in &clusters {
             let h = lock(&c.latency);
             if h.count == 0 {
@@ -110,110 +102,93 @@ impl States {
             let mut cumulative = 0;
             for (i, le) in BUCKETS.iter().enumerate() {
                 cumulative += h.buckets[i];
-                let _ = writeln!(
-                    out,
-                    "meshctl_proxy_mesh_request_duration_seconds_bucket{{{},le=\"{le}\"}} {cumulative}",
-                    cl(c)
-                );
+                samples.push((format!("_bucket{{{},le=\"{le}\"}}", cl(c)), cumulative.to_string()));
             }
-            let _ = writeln!(
-                out,
-                "meshctl_proxy_mesh_request_duration_seconds_bucket{{{},le=\"+Inf\"}} {}",
-                cl(c),
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "meshctl_proxy_mesh_request_duration_seconds_sum{{{}}} {}",
-                cl(c),
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "meshctl_proxy_mesh_request_duration_seconds_count{{{}}} {}",
-                cl(c),
-                h.count
-            );
+            samples.push((format!("_bucket{{{},le=\"+Inf\"}}", cl(c)), h.count.to_string()));
+            samples.push((format!("_sum{{{}}}", cl(c)), h.sum.to_string()));
+            samples.push((format!("_count{{{}}}", cl(c)), h.count.to_string()));
         }
-        head(
+        family(
+            out,
+            name,
+            "histogram",
+            "Time to the upstream's response headers, by service and subset.",
+            samples,
+        );
+
+        let samples = services
+            .iter()
+            .map(|(s, c)| (format!("{{service=\"{s}\"}}"), get(&c.retries).to_string()))
+            .collect();
+        family(
             out,
             "meshctl_proxy_mesh_retries_total",
             "counter",
             "Retries of mesh requests, by service.",
+            samples,
         );
-        for (s, c) in &services {
-            let _ = writeln!(
-                out,
-                "meshctl_proxy_mesh_retries_total{{service=\"{s}\"}} {}",
-                c.retries.load(Ordering::Relaxed)
-            );
-        }
-        head(
+
+        let samples = services
+            .iter()
+            .flat_map(|(s, c)| {
+                [("delay", get(&c.delays)), ("abort", get(&c.aborts))]
+                    .map(|(kind, n)| (format!("{{service=\"{s}\",type=\"{kind}\"}}"), n.to_string()))
+            })
+            .collect();
+        family(
             out,
             "meshctl_proxy_mesh_faults_total",
             "counter",
             "Faults injected by RouteRules, by service and type.",
+            samples,
         );
-        for (s, c) in &services {
-            let _ = writeln!(
-                out,
-                "meshctl_proxy_mesh_faults_total{{service=\"{s}\",type=\"delay\"}} {}",
-                c.delays.load(Ordering::Relaxed)
-            );
-            let _ = writeln!(
-                out,
-                "meshctl_proxy_mesh_faults_total{{service=\"{s}\",type=\"abort\"}} {}",
-                c.aborts.load(Ordering::Relaxed)
-            );
-        }
-        head(
+
+        let per_cluster = |f: &dyn Fn(&ClusterState) -> u64| -> Vec<(String, String)> {
+            clusters
+                .iter()
+                .map(|c| (format!("{{{}}}", cl(c)), f(c).to_string()))
+                .collect()
+        };
+        family(
             out,
             "meshctl_proxy_mesh_ejections_total",
             "counter",
             "Endpoints ejected by outlier detection, by service and subset.",
+            per_cluster(&|c| get(&c.ejections)),
         );
-        for c in &clusters {
-            let _ = writeln!(
-                out,
-                "meshctl_proxy_mesh_ejections_total{{{}}} {}",
-                cl(c),
-                c.ejections.load(Ordering::Relaxed)
-            );
-        }
-        head(
+        let samples = clusters
+            .iter()
+            .flat_map(|c| {
+                [
+                    ("pending", get(&c.overflow_pending)),
+                    ("requests", get(&c.overflow_requests)),
+                ]
+                .map(|(limit, n)| (format!("{{{},limit=\"{limit}\"}}", cl(c)), n.to_string()))
+            })
+            .collect();
+        family(
             out,
             "meshctl_proxy_mesh_overflows_total",
             "counter",
             "Requests refused (503) by a circuit breaker limit, by service, subset and limit.",
+            samples,
         );
-        for c in &clusters {
-            let _ = writeln!(
-                out,
-                "meshctl_proxy_mesh_overflows_total{{{},limit=\"pending\"}} {}",
-                cl(c),
-                c.overflow_pending.load(Ordering::Relaxed)
-            );
-            let _ = writeln!(
-                out,
-                "meshctl_proxy_mesh_overflows_total{{{},limit=\"requests\"}} {}",
-                cl(c),
-                c.overflow_requests.load(Ordering::Relaxed)
-            );
-        }
-        head(
+        family(
             out,
             "meshctl_proxy_mesh_upstream_connections",
             "gauge",
             "Open upstream connections, by service and subset.",
+            per_cluster(&|c| get(&c.connections)),
         );
-        for c in &clusters {
-            let _ = writeln!(
-                out,
-                "meshctl_proxy_mesh_upstream_connections{{{}}} {}",
-                cl(c),
-                c.connections.load(Ordering::Relaxed)
-            );
-        }
+    }
+}
+
+/// One metric family: its HELP and TYPE lines, then `NAME` + each sample's suffix (labels) and value.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: Vec<(String, String)>) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (suffix, value) in samples {
+        let _ = writeln!(out, "{name}{suffix} {value}");
     }
 }
 
@@ -735,112 +710,97 @@ async fn attempts(
     );
     let state = &cluster.state;
     let mut tries = 0u32;
-    let mut retrying = false;
+    // Holds a place in the retry budget from the first retry until the request ends, however it
+    // ends (the overall timeout drops this future mid-try).
+    let mut retrying = RetryBudget(None);
     let result = loop {
         let can_retry = idempotent && matches!(body, Replay::Bytes(_)) && tries < retry.attempts && !websocket;
         let endpoint = pick(cluster);
         info.upstream = Some(endpoint.address.clone());
-        let lease = match acquire(cluster, &endpoint, shared, websocket).await {
-            Ok(l) => l,
-            Err(Acquire::Overflow) => {
-                state.overflow_pending.fetch_add(1, Ordering::Relaxed);
-                break Err(overflow_failure(
-                    cluster,
-                    "httpMaxPendingRequests",
-                    cluster.policy.max_pending,
-                ));
-            }
-            Err(Acquire::Failed(e)) => {
-                shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                outcome(cluster, &endpoint, true);
-                if can_retry && start_retry(cluster, &mut retrying) {
-                    tries += 1;
-                    counters.retries.fetch_add(1, Ordering::Relaxed);
-                    continue;
+        let tried = 'try_once: {
+            let mut lease = match acquire(cluster, &endpoint, shared, websocket).await {
+                Ok(l) => l,
+                Err(Acquire::Overflow) => {
+                    // Not the endpoint's fault, and no retry would fare better.
+                    state.overflow_pending.fetch_add(1, Ordering::Relaxed);
+                    let limit = cluster.policy.max_pending;
+                    break 'try_once Err(overflow_failure(cluster, "httpMaxPendingRequests", limit));
                 }
-                break Err(Failure::Local(
-                    e.http_status(),
-                    format!("meshctl proxy: {}: {e}\n", endpoint.address),
-                    true,
-                ));
-            }
-        };
-        let mut lease = lease;
-        // The head is copied only while a retry may still need it.
-        let request = if can_retry {
-            build(&parts, &mut body)
-        } else {
-            build_owned(
-                std::mem::replace(&mut parts, Request::new(()).into_parts().0),
-                &mut body,
-            )
-        };
-        let Some(sender) = lease.conn.as_mut().map(|c| &mut c.sender) else {
-            break Err(Failure::Local(
-                StatusCode::BAD_GATEWAY,
-                "meshctl proxy: no upstream connection\n".into(),
-                true,
-            ));
-        };
-        let sending = sender.send_request(request);
-        let answer = match retry.per_try_timeout {
-            Some(t) => tokio::time::timeout(t, sending).await.ok(),
-            None => Some(sending.await),
-        };
-        match answer {
-            Some(Ok(resp)) => {
-                let failed = resp.status().is_server_error();
-                outcome(cluster, &endpoint, failed);
-                if failed && can_retry && start_retry(cluster, &mut retrying) {
-                    tries += 1;
-                    counters.retries.fetch_add(1, Ordering::Relaxed);
-                    continue;
+                Err(Acquire::Failed(e)) => {
+                    shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                    let body = format!("meshctl proxy: {}: {e}\n", endpoint.address);
+                    break 'try_once Err(Failure::Local(e.http_status(), body, true));
                 }
-                break Ok((resp, lease));
-            }
-            Some(Err(e)) => {
-                shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                outcome(cluster, &endpoint, true);
-                if can_retry && start_retry(cluster, &mut retrying) {
-                    tries += 1;
-                    counters.retries.fetch_add(1, Ordering::Relaxed);
-                    continue;
+            };
+            // The head is copied only while a retry may still need it.
+            let request = if can_retry {
+                build(&parts, &mut body)
+            } else {
+                let parts = std::mem::replace(&mut parts, Request::new(()).into_parts().0);
+                build_owned(parts, &mut body)
+            };
+            let Some(sender) = lease.conn.as_mut().map(|c| &mut c.sender) else {
+                let body = "meshctl proxy: no upstream connection\n".to_string();
+                break 'try_once Err(Failure::Local(StatusCode::BAD_GATEWAY, body, true));
+            };
+            let sending = sender.send_request(request);
+            let answer = match retry.per_try_timeout {
+                Some(t) => tokio::time::timeout(t, sending).await.ok(),
+                None => Some(sending.await),
+            };
+            match answer {
+                Some(Ok(resp)) => Ok((resp, lease)),
+                Some(Err(e)) => {
+                    shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                    let body = format!("meshctl proxy: {}: the upstream failed: {e}\n", endpoint.address);
+                    Err(Failure::Local(StatusCode::BAD_GATEWAY, body, true))
                 }
-                break Err(Failure::Local(
-                    StatusCode::BAD_GATEWAY,
-                    format!("meshctl proxy: {}: the upstream failed: {e}\n", endpoint.address),
-                    true,
-                ));
-            }
-            None => {
-                outcome(cluster, &endpoint, true);
-                if can_retry && start_retry(cluster, &mut retrying) {
-                    tries += 1;
-                    counters.retries.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                break Err(Failure::Local(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
+                None => {
+                    let body = format!(
                         "meshctl proxy: upstream request timeout: {} gave no answer within the per-try timeout\n",
                         endpoint.address
-                    ),
-                    true,
-                ));
+                    );
+                    Err(Failure::Local(StatusCode::GATEWAY_TIMEOUT, body, true))
+                }
             }
+        };
+        let failed = match &tried {
+            Ok((resp, _)) => resp.status().is_server_error(),
+            // A circuit-breaker overflow (not counted) ends the request at once.
+            Err(Failure::Local(_, _, counted)) => {
+                if !counted {
+                    break tried;
+                }
+                true
+            }
+        };
+        outcome(cluster, &endpoint, failed);
+        if failed && can_retry && start_retry(cluster, &mut retrying) {
+            tries += 1;
+            counters.retries.fetch_add(1, Ordering::Relaxed);
+            continue;
         }
+        break tried;
     };
-    if retrying {
-        state.retries_in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
+    drop(retrying);
     info.retries = tries;
     result
 }
 
+struct RetryBudget<'a>(Option<&'a ClusterState>);
+
+impl Drop for RetryBudget<'_> {
+    fn drop(&mut self) {
+        if let Some(state) = self.0 {
+            state.retries_in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Takes a place in the cluster's retry budget (`httpMaxRetries` retries at once) for this request,
 /// once; false when the budget is spent.
-fn start_retry(cluster: &Cluster, retrying: &mut bool) -> bool {
-    if *retrying {
+fn start_retry<'a>(cluster: &'a Cluster, retrying: &mut RetryBudget<'a>) -> bool {
+    if retrying.0.is_some() {
         return true;
     }
     let state = &cluster.state;
@@ -849,7 +809,9 @@ fn start_retry(cluster: &Cluster, retrying: &mut bool) -> bool {
         .retries_in_flight
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
         .is_ok();
-    *retrying = ok;
+    if ok {
+        retrying.0 = Some(state);
+    }
     ok
 }
 
