@@ -924,7 +924,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__proxy)
-            opts="-f -R -h -V --filename --recursive --listen --admin --forward --transparent --upstream-ca --log-format --access-log --workers --connect-timeout --drain-timeout --print-iptables --services --source-labels --source --proxy-uid --store --context --help --version"
+            opts="-f -R -h -V --filename --recursive --listen --admin --forward --transparent --upstream-ca --log-format --access-log --no-access-log --workers --connect-timeout --drain-timeout --print-iptables --services --source-labels --source --proxy-uid --store --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

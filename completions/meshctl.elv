@@ -236,6 +236,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand -R 'Descend into -f directories recursively'
             cand --recursive 'Descend into -f directories recursively'
             cand --transparent 'Also take traffic redirected to the proxy port by iptables/nft (its original destination is read with SO_ORIGINAL_DST; HTTP Host and TLS SNI are read for host rules)'
+            cand --no-access-log 'Write no access log at all (the counters on /metrics still count everything)'
             cand --print-iptables 'Print the iptables commands that capture outbound TCP for --transparent, and exit'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'

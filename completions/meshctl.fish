@@ -164,6 +164,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l store -d 'The 
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -s R -l recursive -d 'Descend into -f directories recursively'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l transparent -d 'Also take traffic redirected to the proxy port by iptables/nft (its original destination is read with SO_ORIGINAL_DST; HTTP Host and TLS SNI are read for host rules)'
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l no-access-log -d 'Write no access log at all (the counters on /metrics still count everything)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l print-iptables -d 'Print the iptables commands that capture outbound TCP for --transparent, and exit'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -s V -l version -d 'Print version'

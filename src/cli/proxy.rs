@@ -65,6 +65,9 @@ pub struct Args {
     /// Write the access log to this file (appended) instead of standard output (`-`)
     #[arg(long, value_name = "PATH")]
     pub access_log: Option<PathBuf>,
+    /// Write no access log at all (the counters on /metrics still count everything)
+    #[arg(long, conflicts_with_all = ["access_log", "log_format"])]
+    pub no_access_log: bool,
     /// Worker threads (default: one per CPU)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
@@ -123,6 +126,7 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
         transparent: args.transparent,
         upstream_ca: args.upstream_ca,
         access_log: args.access_log,
+        no_access_log: args.no_access_log,
         log_format: args.log_format,
         workers,
         connect_timeout: args.connect_timeout,

@@ -577,11 +577,19 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream { inner, log } => {
-                let r = Pin::new(inner).poll_frame(cx);
+                let r = Pin::new(&mut *inner).poll_frame(cx);
                 match &r {
                     Poll::Ready(Some(Ok(frame))) => {
                         if let (Some(d), Some(l)) = (frame.data_ref(), log.as_mut()) {
                             l.received += d.len() as u64;
+                        }
+                        // hyper stops polling once a body with a known length says it has ended, so
+                        // `Ready(None)` may never come: the end is noticed here.
+                        if inner.is_end_stream() {
+                            if let Some(lease) = log.as_mut().and_then(|l| l.lease.as_mut()) {
+                                lease.clean = true;
+                            }
+                            *log = None;
                         }
                     }
                     Poll::Ready(Some(Err(e))) => {

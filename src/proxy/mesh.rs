@@ -664,6 +664,10 @@ pub async fn handle(
                 }
             }
             entry.mesh = Some(Box::new(info));
+            // A response with no body (204, Content-Length: 0, HEAD) is never polled: its connection
+            // is free as soon as the head is in.
+            let mut lease = lease;
+            lease.clean = rbody.is_end_stream();
             Response::from_parts(
                 rparts,
                 ProxyBody::Upstream {

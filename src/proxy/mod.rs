@@ -45,6 +45,7 @@ pub struct Config {
     pub transparent: bool,
     pub upstream_ca: Option<PathBuf>,
     pub access_log: Option<PathBuf>,
+    pub no_access_log: bool,
     pub log_format: access_log::Format,
     pub workers: usize,
     pub connect_timeout: Duration,
@@ -62,7 +63,12 @@ pub struct Config {
 pub fn run(config: Config) -> anyhow::Result<()> {
     orig_dst::raise_nofile_limit();
     let tls = tls::connector(config.upstream_ca.as_deref()).map_err(|e| UsageError(format!("{e:#}")))?;
-    let log = access_log::AccessLog::open(config.access_log.as_deref(), config.log_format).map_err(|e| {
+    let log = if config.no_access_log {
+        Ok(access_log::AccessLog::disabled())
+    } else {
+        access_log::AccessLog::open(config.access_log.as_deref(), config.log_format)
+    };
+    let log = log.map_err(|e| {
         UsageError(format!(
             "--access-log {}: {e}",
             config

@@ -1487,6 +1487,65 @@ fn a_websocket_upgrade_passes_through_only_when_the_rule_allows_it() {
 // === DestinationPolicy ===
 
 #[test]
+fn upstream_connections_are_pooled_and_reused() {
+    let b = bookinfo();
+    let m = Mesh::start(
+        &b.services(),
+        &[
+            route_rule("ratings-mysql", "ratings", 1, &route_to("v2-mysql")),
+            destination_policy(
+                "ratings-per-conn",
+                "ratings",
+                "circuitBreaker:\n  simpleCb:\n    httpMaxRequestsPerConnection: 10\n",
+            ),
+        ],
+        &[],
+    );
+    // reviews v3 only, no per-connection limit: one upstream connection carries every request (the
+    // answers have a Content-Length, whose end hyper never reports as an empty frame).
+    let v3 = b.reviews("v3");
+    let before = v3.server.accepted.load(Ordering::SeqCst);
+    let n = 40;
+    let tally = m.answers("http://reviews:9080/pooled", n, &[("x-n", "1")]);
+    assert_eq!(tally.values().sum::<usize>(), n);
+    // Round robin over three versions: each saw about n/3 requests on one connection.
+    let opened = v3.server.accepted.load(Ordering::SeqCst) - before;
+    assert!(v3.hits() >= n / 3 - 1, "{tally:?}");
+    assert_eq!(
+        opened,
+        1,
+        "reviews v3 served {} requests over {opened} connections",
+        v3.hits()
+    );
+
+    // httpMaxRequestsPerConnection: 10: 30 requests take 3 connections.
+    let mysql = b.ratings("v2-mysql");
+    let before = mysql.server.accepted.load(Ordering::SeqCst);
+    assert_eq!(m.only_answer("http://ratings:9080/r", 30, &[]), "ratings v2-mysql");
+    let opened = mysql.server.accepted.load(Ordering::SeqCst) - before;
+    assert_eq!(opened, 3, "30 requests, 10 per connection: {opened} connections");
+}
+
+#[test]
+fn no_access_log_writes_no_lines_but_still_counts() {
+    let b = bookinfo();
+    let m = Mesh::start(
+        &b.services(),
+        &[route_rule("reviews-v3", "reviews", 1, &route_to("v3"))],
+        &["--no-access-log"],
+    );
+    assert_eq!(m.only_answer("http://reviews:9080/quiet", 5, &[]), "reviews v3");
+    m.wait_metric(
+        "meshctl_proxy_mesh_requests_total",
+        &[("service", REVIEWS), ("code", "200")],
+        |v| v == 5.0,
+    );
+    // The log is written in batches by its own thread: give a line the time it would take to show.
+    let log = m.proxy.wait_log(Duration::from_millis(500), |l| !l.is_empty());
+    assert_eq!(log, "", "--no-access-log wrote lines");
+}
+
+#[test]
 fn round_robin_spreads_requests_evenly() {
     let b = bookinfo();
     let m = Mesh::start(
