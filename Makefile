@@ -46,6 +46,7 @@ bench:
 	bash bench/get.sh
 	bash bench/serve.sh
 	bash bench/proxy.sh
+	bash bench/route.sh
 
 clean:
 	$(CARGO) clean
