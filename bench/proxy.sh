@@ -24,7 +24,8 @@
 #   haproxy tcp   :25221 -> :25201, :25222 -> :25301
 #   meshctl proxy --workers $WORKERS -f RULES --listen 127.0.0.1:0 --admin 127.0.0.1:0
 #                 --forward 127.0.0.1:25231=127.0.0.1:25201 --forward 127.0.0.1:25232=127.0.0.1:25301
-#                 --access-log /dev/null
+#                 --no-access-log (ACCESS_LOG=devnull: --access-log /dev/null instead; the peers
+#                 are configured without access logs, so the default compares like with like)
 #     where RULES holds one EgressRule allowing 127.0.0.1/32 on ports 25201 and 25301 (tcp), and, for
 #     the rules test, one more meshctl per entry of RULE_COUNTS (:25233, :25234, ... -> :25301), each
 #     with a generated file of that many EgressRules (distinct /32 and /24 CIDRs in 10.0.0.0/8 on other
@@ -75,6 +76,12 @@ RULE_COUNTS=${RULE_COUNTS:-"10 1000 100000"}
 ONLY=${ONLY:-"tcp1 tcp8 conn serial rules mem"}
 MESHCTL=${MESHCTL:-1}
 KEEP=${KEEP:-0}
+ACCESS_LOG=${ACCESS_LOG:-none}
+case $ACCESS_LOG in
+  none) LOG_ARGS=(--no-access-log) ;;
+  devnull) LOG_ARGS=(--access-log /dev/null) ;;
+  *) echo "bench/proxy.sh: ACCESS_LOG is none or devnull, not '$ACCESS_LOG'" >&2; exit 2 ;;
+esac
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 
 need="iperf3 nginx libnginx-mod-stream haproxy wrk"
@@ -221,7 +228,7 @@ start_meshctl() {  # name rulesdir forward...: start, wait for "ready", record s
   for f in "$@"; do args+=(--forward "$f"); done
   t0=$(now)
   "$meshctl" proxy --workers "$WORKERS" -f "$dir" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
-    "${args[@]}" --access-log /dev/null > "$RUN/meshctl-$name.stdout" 2> "$log" &
+    "${args[@]}" "${LOG_ARGS[@]}" > "$RUN/meshctl-$name.stdout" 2> "$log" &
   pid=$!; PIDS+=("$pid"); MPID[$name]=$pid
   for _ in $(seq 1200); do
     grep -q '^meshctl proxy: ready' "$log" && break
