@@ -949,9 +949,6 @@ async fn acquire(
     let policy = &cluster.policy;
     let mut pending: Option<PendingGuard<'_>> = None;
     loop {
-        let freed = state.freed.notified();
-        tokio::pin!(freed);
-        freed.as_mut().enable();
         if !fresh {
             loop {
                 let Some(mut c) = lock(&endpoint.idle).pop() else { break };
@@ -998,7 +995,15 @@ async fn acquire(
             }
             pending = Some(PendingGuard(state));
         }
-        // A missed wake-up costs at most this long.
+        // Wait for a connection to come back or close: listen first, then look once more, so that
+        // one freed between the look above and now is not missed (the timeout is a backstop).
+        let freed = state.freed.notified();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        let idle_now = !fresh && !lock(&endpoint.idle).is_empty();
+        if idle_now || state.connections.load(Ordering::Relaxed) < policy.max_connections {
+            continue;
+        }
         let _ = tokio::time::timeout(Duration::from_millis(50), freed).await;
     }
 }
