@@ -1066,7 +1066,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__serve)
-            opts="-h -V --listen --tokens --tls-cert --tls-key --store --context --help --version"
+            opts="-h -V --listen --tokens --tls-cert --tls-key --etcd-ca --etcd-cert --etcd-key --etcd-prefix --store --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1085,6 +1085,22 @@ _meshctl() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --etcd-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --etcd-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --etcd-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --etcd-prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

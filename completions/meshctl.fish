@@ -141,6 +141,10 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l listen -d 'The
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l tokens -d 'Accept only the bearer tokens listed in FILE (written by `meshctl token create`)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this PEM certificate chain (needs --tls-key)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l etcd-ca -d 'With --store etcd://...: verify the etcd members against this PEM CA bundle (and speak https)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l etcd-cert -d 'With --store etcd://...: the client certificate to present to etcd (needs --etcd-key)' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l etcd-key -d 'The PEM private key of --etcd-cert' -r -F
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l etcd-prefix -d 'With --store etcd://...: every key lives under this prefix' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -193,10 +193,14 @@ fn new_context(
         // A relative path would change meaning with the working directory.
         Location::Sqlite(path) => format!("sqlite:{}", absolute(path)?.display()),
         Location::Remote(url) => url.clone(),
+        Location::Etcd(_) => location.to_string(),
     };
     if !location.is_remote() {
         if token_file.is_some() || ca_cert.is_some() {
-            return Err(UsageError("a sqlite store takes no --token-file or --ca-cert".to_string()).into());
+            return Err(UsageError(
+                "a sqlite or etcd store takes no --token-file or --ca-cert (etcd TLS: MESHCTL_ETCD_CA, MESHCTL_ETCD_CERT, MESHCTL_ETCD_KEY)".to_string(),
+            )
+            .into());
         }
         return Ok(Context {
             name,

@@ -20,7 +20,9 @@ use crate::server::{self, Backend};
 #[command(after_help = "Examples:\n  meshctl serve --listen 127.0.0.1:8080\n  \
     meshctl token create ci --namespace bookinfo --read-only --tokens-file tokens.yaml\n  \
     meshctl serve --listen 0.0.0.0:8443 --store sqlite:/var/lib/meshctl/store.db \\\n      \
-    --tokens tokens.yaml --tls-cert server.pem --tls-key server-key.pem")]
+    --tokens tokens.yaml --tls-cert server.pem --tls-key server-key.pem\n  \
+    meshctl serve --listen 0.0.0.0:8443 --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379 \\\n      \
+    --etcd-ca etcd-ca.pem --tokens tokens.yaml --tls-cert server.pem --tls-key server-key.pem")]
 pub struct Args {
     /// The address to listen on, HOST:PORT (port 0: any free port; the line printed at start-up says
     /// which)
@@ -35,12 +37,29 @@ pub struct Args {
     /// The PEM private key of --tls-cert
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// With --store etcd://...: verify the etcd members against this PEM CA bundle (and speak https)
+    #[arg(long, value_name = "PEM", env = "MESHCTL_ETCD_CA")]
+    pub etcd_ca: Option<PathBuf>,
+    /// With --store etcd://...: the client certificate to present to etcd (needs --etcd-key)
+    #[arg(long, value_name = "PEM", env = "MESHCTL_ETCD_CERT", requires = "etcd_key")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The PEM private key of --etcd-cert
+    #[arg(long, value_name = "PEM", env = "MESHCTL_ETCD_KEY", requires = "etcd_cert")]
+    pub etcd_key: Option<PathBuf>,
+    /// With --store etcd://...: every key lives under this prefix
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        env = "MESHCTL_ETCD_PREFIX",
+        default_value = "/meshctl/"
+    )]
+    pub etcd_prefix: String,
 }
 
 pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
     if global.context.is_some() {
         return Err(UsageError(
-            "`meshctl serve` does not use contexts: name the store to serve with --store sqlite:PATH".to_string(),
+            "`meshctl serve` does not use contexts: name the store to serve with --store sqlite:PATH or --store etcd://HOST:PORT".to_string(),
         )
         .into());
     }
@@ -80,8 +99,15 @@ pub fn run(global: &Global, args: Args) -> anyhow::Result<Outcome> {
     // Everything that fails before the server is listening (files, the store, the address) is a usage
     // or I/O error.
     let prepared = server::prepare(config).map_err(UsageError)?;
+    let etcd = crate::store::etcd::EtcdOptions {
+        prefix: args.etcd_prefix,
+        ca: args.etcd_ca,
+        cert: args.etcd_cert,
+        key: args.etcd_key,
+        ..crate::store::etcd::EtcdOptions::default()
+    };
     let store = backend
-        .open()
+        .open(&etcd)
         .map_err(|e| UsageError(format!("cannot open the store {backend}: {e}")))?;
     eprintln!("meshctl serve: serving the store {backend}");
     server::run(prepared, store).map_err(|e| UsageError(format!("{e:#}")))?;

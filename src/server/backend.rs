@@ -1,8 +1,10 @@
-//! Which store `meshctl serve` serves: the embedded sqlite file now, etcd later (one more variant here).
+//! Which store `meshctl serve` serves: an sqlite file, or an etcd cluster (which several replicas of
+//! `meshctl serve` can share).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::store::etcd::{EtcdOptions, EtcdStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -11,6 +13,8 @@ use crate::store::{Store, StoreError};
 pub enum Backend {
     /// `sqlite:PATH`, or the default embedded store.
     Sqlite(PathBuf),
+    /// `etcd://HOST:PORT[,HOST:PORT...]`.
+    Etcd(Vec<String>),
 }
 
 impl Backend {
@@ -34,18 +38,19 @@ impl Backend {
                  server is not supported; run `meshctl serve` where the store is, with --store sqlite:PATH"
             ));
         }
-        if lower.starts_with("etcd:") || lower.starts_with("etcd://") {
-            return Err("the etcd backend is not available yet; use --store sqlite:PATH".to_string());
+        if lower.starts_with("etcd:") {
+            return crate::store::parse_etcd(spec).map(Backend::Etcd);
         }
         Err(format!(
-            "unknown store `{spec}` for `meshctl serve`: use sqlite:PATH (or nothing, for the embedded store)"
+            "unknown store `{spec}` for `meshctl serve`: use sqlite:PATH, etcd://HOST:PORT[,HOST:PORT...] (or nothing, for the embedded store)"
         ))
     }
 
-    /// Opens the store.
-    pub fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+    /// Opens the store (`etcd` is used for an etcd backend only).
+    pub fn open(&self, etcd: &EtcdOptions) -> Result<Arc<dyn Store>, StoreError> {
         match self {
             Backend::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
+            Backend::Etcd(endpoints) => Ok(Arc::new(EtcdStore::connect(endpoints, etcd.clone())?)),
         }
     }
 }
@@ -54,6 +59,7 @@ impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Backend::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Backend::Etcd(endpoints) => write!(f, "etcd://{}", endpoints.join(",")),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! write; an object's `metadata.resourceVersion` is the revision of its last change; watch replays the
 //! event log from a revision, then follows new events.
 
+pub mod etcd;
 pub mod remote;
 pub mod sqlite;
 
@@ -167,6 +168,42 @@ impl StoreError {
     }
 }
 
+/// Checks an object before any write, for every backend: the validator's errors (warnings do not
+/// block), then what the validator cannot see because it checks a typed object (the kind and the spec
+/// agree, the apiVersion).
+pub(crate) fn check_write(object: &Resource) -> Result<(), StoreError> {
+    let key = ObjectKey::of(object);
+    let errors: Vec<_> = crate::validate::check_object(object)
+        .into_iter()
+        .filter(|d| d.severity == crate::diag::Severity::Error)
+        .collect();
+    if !errors.is_empty() {
+        return Err(StoreError::Invalid {
+            key,
+            diagnostics: errors,
+        });
+    }
+    if object.spec.kind() != object.kind {
+        return Err(StoreError::BadRequest(format!(
+            "{key}: the kind is {} but the spec is a {}",
+            object.kind,
+            object.spec.kind()
+        )));
+    }
+    if object.api_version != crate::model::API_VERSION {
+        return Err(StoreError::BadRequest(format!(
+            "{key}: apiVersion must be {}, not `{}`",
+            crate::model::API_VERSION,
+            object.api_version
+        )));
+    }
+    if key.name.is_empty() {
+        // The validator reports a missing name; this only guards the key.
+        return Err(StoreError::BadRequest(format!("{key}: metadata.name is required")));
+    }
+    Ok(())
+}
+
 /// A config store. Every write is validated by `validate::check_resource` (the same checks as
 /// `meshctl validate`) before anything is written, and is durable when it returns `Ok`.
 pub trait Store: Send + Sync {
@@ -205,6 +242,9 @@ pub enum Location {
     Sqlite(std::path::PathBuf),
     /// `https://HOST:PORT[/PREFIX]`, or `http://` to a loopback address: `meshctl serve`.
     Remote(String),
+    /// `etcd://HOST:PORT[,HOST:PORT...]`: an etcd v3 cluster (TLS and the key prefix from
+    /// `MESHCTL_ETCD_*`, see [`etcd::EtcdOptions::from_env`]).
+    Etcd(Vec<String>),
 }
 
 impl Location {
@@ -221,6 +261,9 @@ impl Location {
             return Ok(Location::Sqlite(std::path::PathBuf::from(path)));
         }
         let lower = s.to_ascii_lowercase();
+        if lower.starts_with("etcd:") {
+            return parse_etcd(s).map(Location::Etcd);
+        }
         if lower.starts_with("https://") || lower.starts_with("http://") || s.contains("://") {
             return remote::parse_url(s).map(|u| {
                 // `https://host:8443`, not `https://host:8443/`, in messages and contexts.
@@ -234,7 +277,7 @@ impl Location {
             });
         }
         Err(format!(
-            "`{s}` is not a store: use sqlite:PATH, https://HOST:PORT or http://127.0.0.1:PORT{}",
+            "`{s}` is not a store: use sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT or etcd://HOST:PORT{}",
             if s.contains(['/', '.']) && !s.contains(':') {
                 format!(" (for a file, sqlite:{s})")
             } else {
@@ -249,6 +292,10 @@ impl Location {
         match self {
             Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
             Location::Remote(url) => Ok(Box::new(remote::RemoteStore::new(url, options)?)),
+            Location::Etcd(endpoints) => Ok(Box::new(etcd::EtcdStore::connect(
+                endpoints,
+                etcd::EtcdOptions::from_env(),
+            )?)),
         }
     }
 
@@ -257,12 +304,35 @@ impl Location {
     }
 }
 
+/// `etcd://HOST:PORT[,HOST:PORT...]` → the endpoints; the message of an error says what was expected.
+pub fn parse_etcd(s: &str) -> Result<Vec<String>, String> {
+    let rest = s
+        .get(5..)
+        .map(|r| r.strip_prefix("//").unwrap_or(r))
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    let mut endpoints = Vec::new();
+    for part in rest.split(',').map(str::trim) {
+        let ok = part
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            return Err(format!(
+                "`{s}`: `{part}` is not HOST:PORT; write etcd://HOST:PORT[,HOST:PORT...], e.g. etcd://127.0.0.1:2379"
+            ));
+        }
+        endpoints.push(part.to_string());
+    }
+    Ok(endpoints)
+}
+
 /// `sqlite:PATH` or the URL, as it is written on the command line.
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
             Location::Remote(url) => f.write_str(url),
+            Location::Etcd(endpoints) => write!(f, "etcd://{}", endpoints.join(",")),
         }
     }
 }

@@ -229,7 +229,7 @@ impl RemoteStore {
     }
 }
 
-fn read_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, StoreError> {
+pub(crate) fn read_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, StoreError> {
     let pem = std::fs::read(path)
         .map_err(|e| StoreError::Unavailable(format!("cannot read the CA certificate {}: {e}", path.display())))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {

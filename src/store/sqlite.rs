@@ -31,8 +31,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params, params_from_iter};
 
 use super::{Event, EventType, Listing, ObjectKey, Revision, Selector, Store, StoreError, Watch};
-use crate::diag::Severity;
-use crate::model::{API_VERSION, Kind, Resource};
+use crate::model::{Kind, Resource};
 
 /// The schema this code reads and writes, kept in `PRAGMA user_version`. Bump it with a migration in
 /// [`init_schema`] whenever the tables change; an older meshctl then refuses the file instead of
@@ -182,39 +181,8 @@ impl SqliteStore {
         result
     }
 
-    /// Checks an object before any write: the validator's errors (warnings do not block), then what
-    /// the validator cannot see because it checks a typed object (the kind and the spec agree, the
-    /// apiVersion).
     fn check(&self, object: &Resource) -> Result<(), StoreError> {
-        let key = ObjectKey::of(object);
-        let errors: Vec<_> = crate::validate::check_object(object)
-            .into_iter()
-            .filter(|d| d.severity == Severity::Error)
-            .collect();
-        if !errors.is_empty() {
-            return Err(StoreError::Invalid {
-                key,
-                diagnostics: errors,
-            });
-        }
-        if object.spec.kind() != object.kind {
-            return Err(StoreError::BadRequest(format!(
-                "{key}: the kind is {} but the spec is a {}",
-                object.kind,
-                object.spec.kind()
-            )));
-        }
-        if object.api_version != API_VERSION {
-            return Err(StoreError::BadRequest(format!(
-                "{key}: apiVersion must be {API_VERSION}, not `{}`",
-                object.api_version
-            )));
-        }
-        if key.name.is_empty() {
-            // The validator reports a missing name; this only guards the key.
-            return Err(StoreError::BadRequest(format!("{key}: metadata.name is required")));
-        }
-        Ok(())
+        super::check_write(object)
     }
 
     /// Runs one write (the object already validated): `f` inside a `BEGIN IMMEDIATE` transaction,
