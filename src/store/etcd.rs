@@ -14,7 +14,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, SystemTime};
 
@@ -377,7 +378,9 @@ impl Store for EtcdStore {
         let (start, end) = self.range_of(selector);
         let opened = self.open_watch(&start, &end, after)?;
         let (tx, rx) = sync_channel(WATCH_BUFFER);
+        let dropped = Arc::new(AtomicBool::new(false));
         let reader = WatchReader {
+            dropped: dropped.clone(),
             client: self.stream_client.clone(),
             endpoints: self.endpoints.clone(),
             start,
@@ -390,7 +393,7 @@ impl Store for EtcdStore {
             .name("meshctl-etcd-watch".into())
             .spawn(move || reader.run(opened, after))
             .map_err(|e| StoreError::Unavailable(format!("cannot start a watch thread: {e}")))?;
-        Ok(Box::new(EtcdWatch { rx }))
+        Ok(Box::new(EtcdWatch { rx, dropped }))
     }
 
     fn revision(&self) -> Result<Revision, StoreError> {
@@ -478,6 +481,8 @@ fn open_stream(
 
 /// Reads a watch stream on its own thread and hands events to [`EtcdWatch::next`].
 struct WatchReader {
+    /// Set when the [`EtcdWatch`] is dropped: the stream is not renewed for nobody.
+    dropped: Arc<AtomicBool>,
     client: Client,
     endpoints: Vec<String>,
     start: String,
@@ -499,6 +504,7 @@ impl WatchReader {
                     let _ = self.tx.send(Err(e));
                     return;
                 }
+                Pump::Ended if self.dropped.load(Ordering::Relaxed) => return,
                 // The stream ended (renewal deadline, a member going away): resume from the cursor.
                 Pump::Ended => match open_stream(&self.client, &self.endpoints, &self.start, &self.end, cursor) {
                     Ok(s) => stream = s,
@@ -582,6 +588,13 @@ enum Pump {
 
 struct EtcdWatch {
     rx: Receiver<Result<Event, StoreError>>,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Drop for EtcdWatch {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Watch for EtcdWatch {
