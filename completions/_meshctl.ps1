@@ -21,7 +21,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'meshctl' {
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -53,7 +53,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Worker threads (default: one per core)')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Worker threads (default: one per core)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour text output')
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-R', '-R ', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
             [CompletionResult]::new('--recursive', '--recursive', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
@@ -71,7 +71,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--filename', '--filename', [CompletionResultType]::ParameterName, 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'The namespace of rules whose file names none (a file naming another one is an error)')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace of rules whose file names none (a file naming another one is an error)')
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-R', '-R ', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
             [CompletionResult]::new('--recursive', '--recursive', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
@@ -86,7 +86,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace to look in')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-A', '-A ', [CompletionResultType]::ParameterName, 'Look in every namespace')
             [CompletionResult]::new('--all-namespaces', '--all-namespaces', [CompletionResultType]::ParameterName, 'Look in every namespace')
@@ -101,7 +101,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--filename', '--filename', [CompletionResultType]::ParameterName, 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'The namespace of rules whose file names none (a file naming another one is an error)')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace of rules whose file names none (a file naming another one is an error)')
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-R', '-R ', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
             [CompletionResult]::new('--recursive', '--recursive', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
@@ -116,7 +116,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--filename', '--filename', [CompletionResultType]::ParameterName, 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'The namespace of rules whose file names none (a file naming another one is an error)')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace of rules whose file names none (a file naming another one is an error)')
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-R', '-R ', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
             [CompletionResult]::new('--recursive', '--recursive', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
@@ -131,7 +131,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--filename', '--filename', [CompletionResultType]::ParameterName, 'Delete the rules these files define (files, directories, `-`; only kind, namespace and name are read)')
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'The namespace (for -f: of rules whose file names none)')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'The namespace (for -f: of rules whose file names none)')
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-R', '-R ', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
             [CompletionResult]::new('--recursive', '--recursive', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
@@ -147,7 +147,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;context' {
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -161,7 +161,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;context;list' {
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -170,7 +170,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;context;use' {
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -193,7 +193,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;context;remove' {
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -233,7 +233,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--etcd-cert', '--etcd-cert', [CompletionResultType]::ParameterName, 'With --store etcd://...: the client certificate to present to etcd (needs --etcd-key)')
             [CompletionResult]::new('--etcd-key', '--etcd-key', [CompletionResultType]::ParameterName, 'The PEM private key of --etcd-cert')
             [CompletionResult]::new('--etcd-prefix', '--etcd-prefix', [CompletionResultType]::ParameterName, 'With --store etcd://...: every key lives under this prefix')
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -257,7 +257,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--source-labels', '--source-labels', [CompletionResultType]::ParameterName, 'Labels of the workload the proxy speaks for, matched by `match.source` and `sourceLabels` (KEY=VALUE,...)')
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'The service the proxy speaks for, NAME or NAME.NAMESPACE (default: the `app` label of --source-labels, in namespace default)')
             [CompletionResult]::new('--proxy-uid', '--proxy-uid', [CompletionResultType]::ParameterName, 'With --print-iptables: the uid the proxy runs as (its own traffic is not captured)')
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-R', '-R ', [CompletionResultType]::ParameterName, 'Descend into -f directories recursively')
             [CompletionResult]::new('--recursive', '--recursive', [CompletionResultType]::ParameterName, 'Descend into -f directories recursively')
@@ -281,7 +281,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'The request method for RouteRule matches')
             [CompletionResult]::new('--source-labels', '--source-labels', [CompletionResultType]::ParameterName, 'Labels of the source workload (KEY=VALUE,...), as for `meshctl proxy --source-labels`')
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'The source service, NAME or NAME.NAMESPACE (default: the `app` label of --source-labels)')
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-R', '-R ', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
             [CompletionResult]::new('--recursive', '--recursive', [CompletionResultType]::ParameterName, 'Descend into directories recursively')
@@ -292,7 +292,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;token' {
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -306,7 +306,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('-n', '-n', [CompletionResultType]::ParameterName, 'A namespace the token may use; repeat for several (default: every namespace, "*")')
             [CompletionResult]::new('--namespace', '--namespace', [CompletionResultType]::ParameterName, 'A namespace the token may use; repeat for several (default: every namespace, "*")')
             [CompletionResult]::new('--tokens-file', '--tokens-file', [CompletionResultType]::ParameterName, 'The tokens file to add the token to')
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('--read-only', '--read-only', [CompletionResultType]::ParameterName, 'Allow only reads (get, list, watch); default: reads and writes')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -327,7 +327,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;schema' {
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -336,7 +336,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;completion' {
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -347,7 +347,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
         'meshctl;version' {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
-            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
             [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
             [CompletionResult]::new('--short', '--short', [CompletionResultType]::ParameterName, 'Print only the version number')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')

@@ -18,7 +18,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
     }
     var completions = [
         &'meshctl'= {
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -49,7 +49,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand -j 'Worker threads (default: one per core)'
             cand --jobs 'Worker threads (default: one per core)'
             cand --color 'When to colour text output'
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -R 'Descend into directories recursively'
             cand --recursive 'Descend into directories recursively'
@@ -66,7 +66,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --filename 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
             cand -n 'The namespace of rules whose file names none (a file naming another one is an error)'
             cand --namespace 'The namespace of rules whose file names none (a file naming another one is an error)'
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -R 'Descend into directories recursively'
             cand --recursive 'Descend into directories recursively'
@@ -80,7 +80,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --namespace 'The namespace to look in'
             cand -o 'Output format'
             cand --output 'Output format'
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -A 'Look in every namespace'
             cand --all-namespaces 'Look in every namespace'
@@ -94,7 +94,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --filename 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
             cand -n 'The namespace of rules whose file names none (a file naming another one is an error)'
             cand --namespace 'The namespace of rules whose file names none (a file naming another one is an error)'
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -R 'Descend into directories recursively'
             cand --recursive 'Descend into directories recursively'
@@ -108,7 +108,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --filename 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)'
             cand -n 'The namespace of rules whose file names none (a file naming another one is an error)'
             cand --namespace 'The namespace of rules whose file names none (a file naming another one is an error)'
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -R 'Descend into directories recursively'
             cand --recursive 'Descend into directories recursively'
@@ -122,7 +122,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --filename 'Delete the rules these files define (files, directories, `-`; only kind, namespace and name are read)'
             cand -n 'The namespace (for -f: of rules whose file names none)'
             cand --namespace 'The namespace (for -f: of rules whose file names none)'
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -R 'Descend into directories recursively'
             cand --recursive 'Descend into directories recursively'
@@ -137,7 +137,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --version 'Print version'
         }
         &'meshctl;context'= {
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -150,7 +150,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'meshctl;context;list'= {
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -158,7 +158,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --version 'Print version'
         }
         &'meshctl;context;use'= {
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -179,7 +179,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --version 'Print version'
         }
         &'meshctl;context;remove'= {
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -212,7 +212,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --etcd-cert 'With --store etcd://...: the client certificate to present to etcd (needs --etcd-key)'
             cand --etcd-key 'The PEM private key of --etcd-cert'
             cand --etcd-prefix 'With --store etcd://...: every key lives under this prefix'
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -235,7 +235,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --source-labels 'Labels of the workload the proxy speaks for, matched by `match.source` and `sourceLabels` (KEY=VALUE,...)'
             cand --source 'The service the proxy speaks for, NAME or NAME.NAMESPACE (default: the `app` label of --source-labels, in namespace default)'
             cand --proxy-uid 'With --print-iptables: the uid the proxy runs as (its own traffic is not captured)'
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -R 'Descend into -f directories recursively'
             cand --recursive 'Descend into -f directories recursively'
@@ -258,7 +258,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --method 'The request method for RouteRule matches'
             cand --source-labels 'Labels of the source workload (KEY=VALUE,...), as for `meshctl proxy --source-labels`'
             cand --source 'The source service, NAME or NAME.NAMESPACE (default: the `app` label of --source-labels)'
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -R 'Descend into directories recursively'
             cand --recursive 'Descend into directories recursively'
@@ -268,7 +268,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --version 'Print version'
         }
         &'meshctl;token'= {
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -h 'Print help'
             cand --help 'Print help'
@@ -281,7 +281,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand -n 'A namespace the token may use; repeat for several (default: every namespace, "*")'
             cand --namespace 'A namespace the token may use; repeat for several (default: every namespace, "*")'
             cand --tokens-file 'The tokens file to add the token to'
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand --read-only 'Allow only reads (get, list, watch); default: reads and writes'
             cand -h 'Print help (see more with ''--help'')'
@@ -298,7 +298,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
         &'meshctl;token;help;help'= {
         }
         &'meshctl;schema'= {
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -306,7 +306,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --version 'Print version'
         }
         &'meshctl;completion'= {
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -316,7 +316,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
         &'meshctl;version'= {
             cand -o 'Output format'
             cand --output 'Output format'
-            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
             cand --context 'Use this named context instead of the current one (see `meshctl context`)'
             cand --short 'Print only the version number'
             cand -h 'Print help'

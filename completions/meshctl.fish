@@ -24,7 +24,7 @@ function __fish_meshctl_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c meshctl -n "__fish_meshctl_needs_command" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_needs_command" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_needs_command" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_needs_command" -s V -l version -d 'Print version'
@@ -53,7 +53,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s j -l jobs -
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -l color -d 'When to colour text output' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s R -l recursive -d 'Descend into directories recursively'
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -l strict -d 'Treat warnings as errors'
@@ -62,7 +62,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s h -l help -
 complete -c meshctl -n "__fish_meshctl_using_subcommand validate" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand create" -s f -l filename -d 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand create" -s n -l namespace -d 'The namespace of rules whose file names none (a file naming another one is an error)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand create" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand create" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand create" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand create" -s R -l recursive -d 'Descend into directories recursively'
 complete -c meshctl -n "__fish_meshctl_using_subcommand create" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -73,28 +73,28 @@ wide\t'the table with a one-line summary of each rule\'s spec'
 yaml\t'YAML documents separated by `---`'
 json\t'one JSON object, or a `kind: List` of them'
 name\t'`egress-rule/mysql` lines, for scripts'"
-complete -c meshctl -n "__fish_meshctl_using_subcommand get" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand get" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand get" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand get" -s A -l all-namespaces -d 'Look in every namespace'
 complete -c meshctl -n "__fish_meshctl_using_subcommand get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand get" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -s f -l filename -d 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -s n -l namespace -d 'The namespace of rules whose file names none (a file naming another one is an error)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -s R -l recursive -d 'Descend into directories recursively'
 complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand replace" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s f -l filename -d 'Files, directories, or `-` for standard input (repeatable; `-f a.yaml b.yaml` also works)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s n -l namespace -d 'The namespace of rules whose file names none (a file naming another one is an error)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s R -l recursive -d 'Descend into directories recursively'
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand apply" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s f -l filename -d 'Delete the rules these files define (files, directories, `-`; only kind, namespace and name are read)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s n -l namespace -d 'The namespace (for -f: of rules whose file names none)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s R -l recursive -d 'Descend into directories recursively'
 complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -l all -d 'Delete every rule of the kind in the namespace'
@@ -102,7 +102,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s A -l all-name
 complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s y -l yes -d 'Do not ask for confirmation'
 complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand delete" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -s V -l version -d 'Print version'
@@ -111,11 +111,11 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -f -a "add" -d 'Add a context'
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -f -a "remove" -d 'Remove a context (the built-in `default` stays)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and not __fish_seen_subcommand_from list use add remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from list" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from list" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from list" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from use" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from use" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from use" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from use" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from use" -s V -l version -d 'Print version'
@@ -128,7 +128,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from add" -l use -d 'Also make it the current context'
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from remove" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from remove" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from remove" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand context; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
@@ -145,7 +145,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l etcd-ca -d 'Wi
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l etcd-cert -d 'With --store etcd://...: the client certificate to present to etcd (needs --etcd-key)' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l etcd-key -d 'The PEM private key of --etcd-cert' -r -F
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l etcd-prefix -d 'With --store etcd://...: every key lives under this prefix' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand serve" -s V -l version -d 'Print version'
@@ -164,7 +164,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l services -d 'S
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l source-labels -d 'Labels of the workload the proxy speaks for, matched by `match.source` and `sourceLabels` (KEY=VALUE,...)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l source -d 'The service the proxy speaks for, NAME or NAME.NAMESPACE (default: the `app` label of --source-labels, in namespace default)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l proxy-uid -d 'With --print-iptables: the uid the proxy runs as (its own traffic is not captured)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -s R -l recursive -d 'Descend into -f directories recursively'
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l transparent -d 'Also take traffic redirected to the proxy port by iptables/nft (its original destination is read with SO_ORIGINAL_DST; HTTP Host and TLS SNI are read for host rules)'
@@ -180,12 +180,12 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s H -l header -d
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l method -d 'The request method for RouteRule matches' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l source-labels -d 'Labels of the source workload (KEY=VALUE,...), as for `meshctl proxy --source-labels`' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l source -d 'The source service, NAME or NAME.NAMESPACE (default: the `app` label of --source-labels)' -r
-complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s R -l recursive -d 'Descend into directories recursively'
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand check" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -s h -l help -d 'Print help'
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -s V -l version -d 'Print version'
@@ -193,24 +193,24 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_se
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and not __fish_seen_subcommand_from create help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -s n -l namespace -d 'A namespace the token may use; repeat for several (default: every namespace, "*")' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -l tokens-file -d 'The tokens file to add the token to' -r -F
-complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -l read-only -d 'Allow only reads (get, list, watch); default: reads and writes'
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a token and add its hash to a tokens file'
 complete -c meshctl -n "__fish_meshctl_using_subcommand token; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c meshctl -n "__fish_meshctl_using_subcommand schema" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand schema" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand schema" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand schema" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand schema" -s V -l version -d 'Print version'
-complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c meshctl -n "__fish_meshctl_using_subcommand completion" -s V -l version -d 'Print version'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s o -l output -d 'Output format' -r -f -a "text\t''
 json\t''"
-complete -c meshctl -n "__fish_meshctl_using_subcommand version" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT (loopback only); overrides the current context' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand version" -l store -d 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -l context -d 'Use this named context instead of the current one (see `meshctl context`)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -l short -d 'Print only the version number'
 complete -c meshctl -n "__fish_meshctl_using_subcommand version" -s h -l help -d 'Print help'

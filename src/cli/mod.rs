@@ -69,8 +69,8 @@ pub struct Cli {
 /// Options every command accepts, before or after the command's name.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Global {
-    /// The store for this command: sqlite:PATH, https://HOST:PORT, or http://127.0.0.1:PORT
-    /// (loopback only); overrides the current context
+    /// The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback
+    /// only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context
     #[arg(long, global = true, env = "MESHCTL_STORE", value_name = "STORE")]
     pub store: Option<String>,
     /// Use this named context instead of the current one (see `meshctl context`)

@@ -8,7 +8,8 @@ use crate::server::{self, Backend};
 
 /// Serve the config store API over HTTP(S)
 ///
-/// Serves the store named by --store (sqlite:PATH; default: the embedded store at
+/// Serves the store named by --store (sqlite:PATH, or etcd://HOST:PORT[,...] which several replicas
+/// can share; default: the embedded store at
 /// $XDG_DATA_HOME/meshctl/store.db) with the Kubernetes API conventions, at
 /// /apis/config.istio.io/v1alpha2/. Prints `meshctl serve: listening on URL` to stderr once it is
 /// listening, one line per request after that, and stops cleanly on SIGTERM or SIGINT (SIGHUP re-reads
