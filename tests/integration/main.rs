@@ -12,6 +12,9 @@ mod proxy_store;
 mod roundtrip;
 mod sarif;
 mod serve;
+mod serve_etcd;
 mod snapshots;
 mod store_cli;
+#[path = "../support/mod.rs"]
+mod support;
 mod validate;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::common::{meshctl, serve};
 
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     Client::builder()
         .no_proxy()
@@ -23,7 +23,7 @@ fn client() -> Client {
         .expect("reqwest client")
 }
 
-fn egress(name: &str, port: u16) -> Value {
+pub(crate) fn egress(name: &str, port: u16) -> Value {
     json!({
         "apiVersion": "config.istio.io/v1alpha2",
         "kind": "EgressRule",
@@ -32,7 +32,7 @@ fn egress(name: &str, port: u16) -> Value {
     })
 }
 
-fn body(r: Response) -> (StatusCode, Value) {
+pub(crate) fn body(r: Response) -> (StatusCode, Value) {
     let code = r.status();
     let text = r.text().expect("response body");
     let value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
@@ -706,7 +706,7 @@ fn unsafe_or_impossible_setups_are_refused() {
 
 /// A watch stream over a plain socket (HTTP/1.1 by hand), so the test can hang up at once: dropping
 /// it shuts the socket down, as a client that goes away would. Events arrive on `rx`.
-struct Watcher {
+pub(crate) struct Watcher {
     socket: std::net::TcpStream,
     rx: std::sync::mpsc::Receiver<Value>,
 }
@@ -718,7 +718,7 @@ impl Drop for Watcher {
 }
 
 /// Starts a watch at `url` (an `http://127.0.0.1:PORT/...` URL); asserts the 200 and the NDJSON type.
-fn watch(url: &str) -> Watcher {
+pub(crate) fn watch(url: &str) -> Watcher {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("a plain-HTTP URL");
     let (host, path) = rest.split_at(rest.find('/').expect("a path"));
@@ -777,7 +777,7 @@ fn watch(url: &str) -> Watcher {
 }
 
 /// The next `n` non-BOOKMARK events: (type, name, revision).
-fn next_events(w: &Watcher, n: usize) -> Vec<(String, String, u64)> {
+pub(crate) fn next_events(w: &Watcher, n: usize) -> Vec<(String, String, u64)> {
     let mut out = Vec::new();
     while out.len() < n {
         let v = w.rx.recv_timeout(Duration::from_secs(120)).expect("a watch event");
