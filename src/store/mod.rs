@@ -20,7 +20,8 @@ use std::time::Duration;
 use crate::diag::Diagnostic;
 use crate::model::{Kind, Resource};
 
-/// The store-wide revision: 0 before the first write, then +1 per write.
+/// The store-wide revision. sqlite: 0 before the first write, then +1 per write; etcd: the cluster's
+/// revision (increasing, but shared with every other key in the cluster).
 pub type Revision = u64;
 
 /// Names one object.
