@@ -14,4 +14,5 @@ mod sarif;
 mod serve;
 mod snapshots;
 mod store_cli;
+mod store_copy;
 mod validate;
