@@ -35,6 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)')
             [CompletionResult]::new('context', 'context', [CompletionResultType]::ParameterValue, 'Manage named stores and their credentials')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the config store API over HTTP(S)')
+            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Manage whole stores (copy one into another)')
             [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Run a local sidecar-style proxy that enforces the rules: egress and version routing')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check whether the EgressRules allow a destination')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage API tokens for `meshctl serve`')
@@ -241,6 +242,43 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'meshctl;store' {
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy every rule from one store to another')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'meshctl;store;copy' {
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'The store to copy from, in any form --store takes (a sqlite:PATH must be an existing file), or the name of a context')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The store to copy into, in any form --store takes (a sqlite:PATH is created when missing), or the name of a context')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context')
+            [CompletionResult]::new('--context', '--context', [CompletionResultType]::ParameterName, 'Use this named context instead of the current one (see `meshctl context`)')
+            [CompletionResult]::new('--prune', '--prune', [CompletionResultType]::ParameterName, 'Also delete the rules that are in the destination but not in the source')
+            [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Only say what would be done: nothing is written (and a missing sqlite: destination is not created)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'meshctl;store;help' {
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy every rule from one store to another')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'meshctl;store;help;copy' {
+            break
+        }
+        'meshctl;store;help;help' {
+            break
+        }
         'meshctl;proxy' {
             [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'Rules from these files or directories instead of the store; re-read when they change')
             [CompletionResult]::new('--filename', '--filename', [CompletionResultType]::ParameterName, 'Rules from these files or directories instead of the store; re-read when they change')
@@ -365,6 +403,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)')
             [CompletionResult]::new('context', 'context', [CompletionResultType]::ParameterValue, 'Manage named stores and their credentials')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the config store API over HTTP(S)')
+            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Manage whole stores (copy one into another)')
             [CompletionResult]::new('proxy', 'proxy', [CompletionResultType]::ParameterValue, 'Run a local sidecar-style proxy that enforces the rules: egress and version routing')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check whether the EgressRules allow a destination')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Manage API tokens for `meshctl serve`')
@@ -412,6 +451,13 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             break
         }
         'meshctl;help;serve' {
+            break
+        }
+        'meshctl;help;store' {
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy every rule from one store to another')
+            break
+        }
+        'meshctl;help;store;copy' {
             break
         }
         'meshctl;help;proxy' {

@@ -52,6 +52,9 @@ _meshctl() {
             meshctl,serve)
                 cmd="meshctl__subcmd__serve"
                 ;;
+            meshctl,store)
+                cmd="meshctl__subcmd__store"
+                ;;
             meshctl,token)
                 cmd="meshctl__subcmd__token"
                 ;;
@@ -127,6 +130,9 @@ _meshctl() {
             meshctl__subcmd__help,serve)
                 cmd="meshctl__subcmd__help__subcmd__serve"
                 ;;
+            meshctl__subcmd__help,store)
+                cmd="meshctl__subcmd__help__subcmd__store"
+                ;;
             meshctl__subcmd__help,token)
                 cmd="meshctl__subcmd__help__subcmd__token"
                 ;;
@@ -148,8 +154,23 @@ _meshctl() {
             meshctl__subcmd__help__subcmd__context,use)
                 cmd="meshctl__subcmd__help__subcmd__context__subcmd__use"
                 ;;
+            meshctl__subcmd__help__subcmd__store,copy)
+                cmd="meshctl__subcmd__help__subcmd__store__subcmd__copy"
+                ;;
             meshctl__subcmd__help__subcmd__token,create)
                 cmd="meshctl__subcmd__help__subcmd__token__subcmd__create"
+                ;;
+            meshctl__subcmd__store,copy)
+                cmd="meshctl__subcmd__store__subcmd__copy"
+                ;;
+            meshctl__subcmd__store,help)
+                cmd="meshctl__subcmd__store__subcmd__help"
+                ;;
+            meshctl__subcmd__store__subcmd__help,copy)
+                cmd="meshctl__subcmd__store__subcmd__help__subcmd__copy"
+                ;;
+            meshctl__subcmd__store__subcmd__help,help)
+                cmd="meshctl__subcmd__store__subcmd__help__subcmd__help"
                 ;;
             meshctl__subcmd__token,create)
                 cmd="meshctl__subcmd__token__subcmd__create"
@@ -170,7 +191,7 @@ _meshctl() {
 
     case "${cmd}" in
         meshctl)
-            opts="-h -V --store --context --help --version validate create get replace apply delete context serve proxy check token schema completion version help"
+            opts="-h -V --store --context --help --version validate create get replace apply delete context serve store proxy check token schema completion version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -630,7 +651,7 @@ _meshctl() {
             return 0
             ;;
         meshctl__subcmd__help)
-            opts="validate create get replace apply delete context serve proxy check token schema completion version help"
+            opts="validate create get replace apply delete context serve store proxy check token schema completion version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -856,6 +877,34 @@ _meshctl() {
         meshctl__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__store)
+            opts="copy"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__help__subcmd__store__subcmd__copy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1112,6 +1161,108 @@ _meshctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__store)
+            opts="-h -V --store --context --help --version copy help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__store__subcmd__copy)
+            opts="-o -h -V --from --to --prune --dry-run --output --store --context --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__store__subcmd__help)
+            opts="copy help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__store__subcmd__help__subcmd__copy)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        meshctl__subcmd__store__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

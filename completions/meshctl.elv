@@ -32,6 +32,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand delete 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
             cand context 'Manage named stores and their credentials'
             cand serve 'Serve the config store API over HTTP(S)'
+            cand store 'Manage whole stores (copy one into another)'
             cand proxy 'Run a local sidecar-style proxy that enforces the rules: egress and version routing'
             cand check 'Check whether the EgressRules allow a destination'
             cand token 'Manage API tokens for `meshctl serve`'
@@ -219,6 +220,38 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'meshctl;store'= {
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand copy 'Copy every rule from one store to another'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'meshctl;store;copy'= {
+            cand --from 'The store to copy from, in any form --store takes (a sqlite:PATH must be an existing file), or the name of a context'
+            cand --to 'The store to copy into, in any form --store takes (a sqlite:PATH is created when missing), or the name of a context'
+            cand -o 'Output format'
+            cand --output 'Output format'
+            cand --store 'The store for this command: sqlite:PATH, https://HOST:PORT, http://127.0.0.1:PORT (loopback only), or etcd://HOST:PORT[,HOST:PORT...]; overrides the current context'
+            cand --context 'Use this named context instead of the current one (see `meshctl context`)'
+            cand --prune 'Also delete the rules that are in the destination but not in the source'
+            cand --dry-run 'Only say what would be done: nothing is written (and a missing sqlite: destination is not created)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'meshctl;store;help'= {
+            cand copy 'Copy every rule from one store to another'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'meshctl;store;help;copy'= {
+        }
+        &'meshctl;store;help;help'= {
+        }
         &'meshctl;proxy'= {
             cand -f 'Rules from these files or directories instead of the store; re-read when they change'
             cand --filename 'Rules from these files or directories instead of the store; re-read when they change'
@@ -333,6 +366,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand delete 'Delete rules: by kind and name, by the files that define them (-f), or all of a kind (--all)'
             cand context 'Manage named stores and their credentials'
             cand serve 'Serve the config store API over HTTP(S)'
+            cand store 'Manage whole stores (copy one into another)'
             cand proxy 'Run a local sidecar-style proxy that enforces the rules: egress and version routing'
             cand check 'Check whether the EgressRules allow a destination'
             cand token 'Manage API tokens for `meshctl serve`'
@@ -368,6 +402,11 @@ set edit:completion:arg-completer[meshctl] = {|@words|
         &'meshctl;help;context;remove'= {
         }
         &'meshctl;help;serve'= {
+        }
+        &'meshctl;help;store'= {
+            cand copy 'Copy every rule from one store to another'
+        }
+        &'meshctl;help;store;copy'= {
         }
         &'meshctl;help;proxy'= {
         }

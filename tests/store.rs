@@ -1316,7 +1316,13 @@ mod etcd {
     fn a_location_names_the_cluster() {
         let Some(cluster) = shared() else { return };
         let location = Location::parse(&cluster.url()).unwrap();
-        assert_eq!(location, Location::Etcd(cluster.endpoints()));
+        assert_eq!(
+            location,
+            Location::Etcd(meshctl::store::EtcdUrl {
+                endpoints: cluster.endpoints(),
+                prefix: None,
+            })
+        );
         assert_eq!(location.to_string(), cluster.url());
         let store = location.open(RemoteOptions::default()).unwrap();
         assert!(store.revision().unwrap() >= 1, "etcd's revision starts at 1");

@@ -14,6 +14,7 @@ pub mod proxy;
 pub mod replace;
 pub mod schema;
 pub mod serve;
+pub mod store;
 pub mod token;
 pub mod validate;
 pub mod version;
@@ -88,6 +89,7 @@ pub enum Command {
     Delete(delete::Args),
     Context(context::Args),
     Serve(serve::Args),
+    Store(store::Args),
     Proxy(proxy::Args),
     Check(check::Args),
     Token(token::Args),
@@ -120,6 +122,7 @@ pub fn main() -> ExitCode {
         Command::Delete(args) => delete::run(&cli.global, args),
         Command::Context(args) => context::run(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
+        Command::Store(args) => store::run(&cli.global, args),
         Command::Proxy(args) => proxy::run(&cli.global, args),
         Command::Check(args) => check::run(&cli.global, args),
         Command::Token(args) => token::run(&cli.global, args),

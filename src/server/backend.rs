@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::store::etcd::{EtcdOptions, EtcdStore};
+use crate::store::etcd::EtcdOptions;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 
@@ -13,8 +13,8 @@ use crate::store::{Store, StoreError};
 pub enum Backend {
     /// `sqlite:PATH`, or the default embedded store.
     Sqlite(PathBuf),
-    /// `etcd://HOST:PORT[,HOST:PORT...]`.
-    Etcd(Vec<String>),
+    /// `etcd://HOST:PORT[,HOST:PORT...][/PREFIX/]`.
+    Etcd(crate::store::EtcdUrl),
 }
 
 impl Backend {
@@ -50,7 +50,7 @@ impl Backend {
     pub fn open(&self, etcd: &EtcdOptions) -> Result<Arc<dyn Store>, StoreError> {
         match self {
             Backend::Sqlite(path) => Ok(Arc::new(SqliteStore::open(path)?)),
-            Backend::Etcd(endpoints) => Ok(Arc::new(EtcdStore::connect(endpoints, etcd.clone())?)),
+            Backend::Etcd(url) => Ok(Arc::new(url.connect(etcd.clone())?)),
         }
     }
 }
@@ -59,7 +59,7 @@ impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Backend::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
-            Backend::Etcd(endpoints) => write!(f, "etcd://{}", endpoints.join(",")),
+            Backend::Etcd(url) => url.fmt(f),
         }
     }
 }

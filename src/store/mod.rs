@@ -243,9 +243,9 @@ pub enum Location {
     Sqlite(std::path::PathBuf),
     /// `https://HOST:PORT[/PREFIX]`, or `http://` to a loopback address: `meshctl serve`.
     Remote(String),
-    /// `etcd://HOST:PORT[,HOST:PORT...]`: an etcd v3 cluster (TLS and the key prefix from
-    /// `MESHCTL_ETCD_*`, see [`etcd::EtcdOptions::from_env`]).
-    Etcd(Vec<String>),
+    /// `etcd://HOST:PORT[,HOST:PORT...][/PREFIX/]`: an etcd v3 cluster (TLS, and the key prefix when
+    /// the URL names none, from `MESHCTL_ETCD_*`, see [`etcd::EtcdOptions::from_env`]).
+    Etcd(EtcdUrl),
 }
 
 impl Location {
@@ -293,10 +293,7 @@ impl Location {
         match self {
             Location::Sqlite(path) => Ok(Box::new(sqlite::SqliteStore::open(path)?)),
             Location::Remote(url) => Ok(Box::new(remote::RemoteStore::new(url, options)?)),
-            Location::Etcd(endpoints) => Ok(Box::new(etcd::EtcdStore::connect(
-                endpoints,
-                etcd::EtcdOptions::from_env(),
-            )?)),
+            Location::Etcd(url) => Ok(Box::new(url.connect(etcd::EtcdOptions::from_env())?)),
         }
     }
 
@@ -305,26 +302,65 @@ impl Location {
     }
 }
 
-/// `etcd://HOST:PORT[,HOST:PORT...]` → the endpoints; the message of an error says what was expected.
-pub fn parse_etcd(s: &str) -> Result<Vec<String>, String> {
+/// Where an etcd store is: `etcd://HOST:PORT[,HOST:PORT...][/PREFIX/]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdUrl {
+    pub endpoints: Vec<String>,
+    /// The key prefix, when the URL names one (`etcd://h:2379/team-a/`); else the options' (default
+    /// `/meshctl/`).
+    pub prefix: Option<String>,
+}
+
+impl EtcdUrl {
+    /// Connects with `options`, the URL's prefix taking precedence over theirs.
+    pub fn connect(&self, mut options: etcd::EtcdOptions) -> Result<etcd::EtcdStore, StoreError> {
+        if let Some(p) = &self.prefix {
+            options.prefix = p.clone();
+        }
+        etcd::EtcdStore::connect(&self.endpoints, options)
+    }
+}
+
+impl fmt::Display for EtcdUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "etcd://{}{}",
+            self.endpoints.join(","),
+            self.prefix.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// `etcd://HOST:PORT[,HOST:PORT...][/PREFIX/]`; the message of an error says what was expected.
+pub fn parse_etcd(s: &str) -> Result<EtcdUrl, String> {
     let rest = s
         .get(5..)
         .map(|r| r.strip_prefix("//").unwrap_or(r))
-        .unwrap_or_default()
-        .trim_end_matches('/');
+        .unwrap_or_default();
+    let (hosts, prefix) = match rest.find('/') {
+        Some(i) => {
+            let mut p = rest[i..].to_string();
+            if !p.ends_with('/') {
+                p.push('/');
+            }
+            (&rest[..i], (p != "/").then_some(p))
+        }
+        None => (rest, None),
+    };
     let mut endpoints = Vec::new();
-    for part in rest.split(',').map(str::trim) {
+    for part in hosts.split(',').map(str::trim) {
         let ok = part
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
         if !ok {
             return Err(format!(
-                "`{s}`: `{part}` is not HOST:PORT; write etcd://HOST:PORT[,HOST:PORT...], e.g. etcd://127.0.0.1:2379"
+                "`{s}`: `{part}` is not HOST:PORT; write etcd://HOST:PORT[,HOST:PORT...][/PREFIX/], e.g. etcd://127.0.0.1:2379"
             ));
         }
         endpoints.push(part.to_string());
     }
-    Ok(endpoints)
+    Ok(EtcdUrl { endpoints, prefix })
 }
 
 /// `sqlite:PATH` or the URL, as it is written on the command line.
@@ -333,7 +369,7 @@ impl fmt::Display for Location {
         match self {
             Location::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
             Location::Remote(url) => f.write_str(url),
-            Location::Etcd(endpoints) => write!(f, "etcd://{}", endpoints.join(",")),
+            Location::Etcd(url) => url.fmt(f),
         }
     }
 }

@@ -15,6 +15,7 @@ mod serve;
 mod serve_etcd;
 mod snapshots;
 mod store_cli;
+mod store_copy;
 #[path = "../support/mod.rs"]
 mod support;
 mod validate;
