@@ -47,6 +47,7 @@ bench:
 	bash bench/serve.sh
 	bash bench/proxy.sh
 	bash bench/route.sh
+	bash bench/etcd.sh
 
 clean:
 	$(CARGO) clean

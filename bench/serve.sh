@@ -39,6 +39,8 @@ run_serve() {
     local dir=$1
     mkdir -p "$dir"
     # Request log lines go to the file too: the server writes them as it does in production.
+    # The log exists before the server starts, so reading it at once cannot race its creation.
+    : > "$dir/serve.log"
     "$meshctl" serve --listen 127.0.0.1:0 --store "sqlite:$dir/store.db" 2>"$dir/serve.log" &
     server=$!
     local url=

@@ -1,7 +1,7 @@
 //! The config store: where rules live once they are created.
 //!
 //! One trait, several backends: `sqlite` (the embedded default, one file), `remote` (the REST API of
-//! `meshctl serve`), and later `etcd` behind `serve`. The trait is blocking: the CLI is blocking, the
+//! `meshctl serve`), and `etcd` (an etcd v3 cluster, which several `serve` replicas can share). The trait is blocking: the CLI is blocking, the
 //! server calls it from a blocking thread pool, and a backend that talks to the network (remote, etcd's
 //! JSON gateway) does so with a blocking client. Keeping it synchronous keeps every backend simple and
 //! the trait object-safe.
