@@ -180,6 +180,12 @@ impl EtcdStore {
     /// delivered (connection refused) moves on to the next endpoint; one that was delivered and
     /// timed out does not (a write may have been applied), and is `Unavailable`.
     fn call(&self, path: &str, body: &Value) -> Result<Value, StoreError> {
+        self.call_as(path, body)
+    }
+
+    /// [`call`](Self::call), decoding a successful answer straight into `T` (one pass over a large
+    /// range answer, not text → `Value` → `T`).
+    fn call_as<T: serde::de::DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, StoreError> {
         let n = self.endpoints.len();
         let first = self.current.load(Ordering::Relaxed) % n;
         let mut last_error = String::new();
@@ -191,12 +197,14 @@ impl EtcdStore {
                     self.current.store(at, Ordering::Relaxed);
                     let status = resp.status();
                     let text = resp.text().map_err(|e| self.unavailable(&url, &e))?;
+                    if status.is_success() {
+                        return serde_json::from_str(&text).map_err(|e| {
+                            StoreError::Unavailable(format!("etcd at {url}: an unexpected answer ({e})"))
+                        });
+                    }
                     let value: Value = serde_json::from_str(&text).map_err(|e| {
                         StoreError::Unavailable(format!("etcd at {url} answered {status} with no JSON ({e}): {text}"))
                     })?;
-                    if status.is_success() {
-                        return Ok(value);
-                    }
                     let message = value
                         .get("message")
                         .or_else(|| value.get("error"))
@@ -231,8 +239,7 @@ impl EtcdStore {
 
     /// One key's value and mod_revision, or None.
     fn read(&self, key: &ObjectKey) -> Result<Option<(Resource, Revision)>, StoreError> {
-        let resp = self.call("/v3/kv/range", &json!({"key": b64(&self.key(key))}))?;
-        let r: RangeResponse = parse(resp)?;
+        let r: RangeResponse = self.call_as("/v3/kv/range", &json!({"key": b64(&self.key(key))}))?;
         match r.kvs.into_iter().next() {
             None => Ok(None),
             Some(kv) => {
@@ -279,8 +286,7 @@ impl Store for EtcdStore {
 
     fn list(&self, selector: &Selector) -> Result<Listing, StoreError> {
         let (start, end) = self.range_of(selector);
-        let resp = self.call("/v3/kv/range", &json!({"key": b64(&start), "range_end": b64(&end)}))?;
-        let r: RangeResponse = parse(resp)?;
+        let r: RangeResponse = self.call_as("/v3/kv/range", &json!({"key": b64(&start), "range_end": b64(&end)}))?;
         let revision = r.header.revision.0;
         let mut items = Vec::with_capacity(r.kvs.len());
         for kv in &r.kvs {
@@ -354,24 +360,16 @@ impl Store for EtcdStore {
     }
 
     fn delete(&self, key: &ObjectKey) -> Result<Resource, StoreError> {
-        for _ in 0..RETRIES {
-            let Some((mut current, rev)) = self.read(key)? else {
-                return Err(StoreError::NotFound(key.clone()));
-            };
-            let k = b64(&self.key(key));
-            let (ok, revision) = self.txn(
-                json!({"key": k, "target": "MOD", "mod_revision": rev.to_string(), "result": "EQUAL"}),
-                json!({"request_delete_range": {"key": k}}),
-            )?;
-            if ok {
-                // As sqlite does: the deleted object carries the deletion's revision.
-                current.metadata.resource_version = Some(revision.to_string());
-                return Ok(current);
-            }
-        }
-        Err(StoreError::Unavailable(format!(
-            "{key}: gave up after {RETRIES} attempts: other writers kept changing it"
-        )))
+        // One request, atomic: the key goes and its last value comes back.
+        let r: DeleteResponse = self.call_as(
+            "/v3/kv/deleterange",
+            &json!({"key": b64(&self.key(key)), "prev_kv": true}),
+        )?;
+        let Some(prev) = r.prev_kvs.first() else {
+            return Err(StoreError::NotFound(key.clone()));
+        };
+        // As sqlite does: the deleted object carries the deletion's revision.
+        decode(key.kind, prev, r.header.revision.0)
     }
 
     fn watch(&self, selector: &Selector, after: Revision) -> Result<Box<dyn Watch>, StoreError> {
@@ -649,6 +647,14 @@ struct RangeResponse {
     header: Header,
     #[serde(default)]
     kvs: Vec<Kv>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeleteResponse {
+    #[serde(default)]
+    header: Header,
+    #[serde(default)]
+    prev_kvs: Vec<Kv>,
 }
 
 #[derive(Debug, Deserialize)]
