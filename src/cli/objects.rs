@@ -59,7 +59,14 @@ pub fn report(e: StoreError) -> anyhow::Result<()> {
     }
     let mut err = anstream::stderr();
     writeln!(err, "Error: {e}")?;
-    if let StoreError::Invalid { diagnostics, .. } = &e {
+    write_diagnostics(&mut err, &e)?;
+    Ok(())
+}
+
+/// The diagnostics of an invalid object, one indented line each, after its `Error:` line (which
+/// already carries the first when there is only one).
+pub fn write_diagnostics(err: &mut impl Write, e: &StoreError) -> std::io::Result<()> {
+    if let StoreError::Invalid { diagnostics, .. } = e {
         for d in diagnostics.iter().skip(usize::from(diagnostics.len() == 1)) {
             writeln!(
                 err,

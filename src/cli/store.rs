@@ -632,18 +632,7 @@ fn report_failure(err: &mut impl Write, key: &ObjectKey, e: &StoreError) -> std:
     } else {
         writeln!(err, "Error: {key}: {message}")?;
     }
-    if let StoreError::Invalid { diagnostics, .. } = e {
-        for d in diagnostics.iter().skip(usize::from(diagnostics.len() == 1)) {
-            writeln!(
-                err,
-                "  {}: {} [{}]",
-                d.field.as_deref().unwrap_or("object"),
-                d.message,
-                d.code
-            )?;
-        }
-    }
-    Ok(())
+    crate::cli::objects::write_diagnostics(err, e)
 }
 
 #[cfg(test)]
