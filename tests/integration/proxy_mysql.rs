@@ -182,13 +182,18 @@ impl MariaDb {
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).expect("create data dir");
         std::fs::create_dir_all(dir.path().join("run")).expect("create run dir");
+        // A private temporary directory: the shared /tmp is where other tests (and other MariaDB
+        // servers started at the same moment) come and go, and the bootstrap's own temporary
+        // tables must not depend on it.
+        std::fs::create_dir_all(dir.path().join("tmp")).expect("create tmp dir");
         let root = is_root();
         if root {
             // mariadbd refuses to run as root; as `--user=mysql` it must own its files.
             run_ok("chown", &["-R", "mysql:mysql", &dir.path().display().to_string()]);
         }
         let datadir = format!("--datadir={}", data.display());
-        let mut install = vec!["--no-defaults", &datadir, "--skip-test-db"];
+        let tmpdir = format!("--tmpdir={}", dir.path().join("tmp").display());
+        let mut install = vec!["--no-defaults", &datadir, &tmpdir, "--skip-test-db"];
         // As root the server's root account is reached through the socket as OS user root; anyone
         // else gets a root account without a password (the socket is in a private directory).
         if root {
@@ -324,6 +329,7 @@ fn spawn_mariadbd(dir: &Path, config: &MariaDbConfig<'_>, port: u16, root: bool)
         format!("--socket={}", socket_path(dir).display()),
         format!("--pid-file={}", dir.join("run/mysqld.pid").display()),
         format!("--log-error={}", dir.join("err.log").display()),
+        format!("--tmpdir={}", dir.join("tmp").display()),
         format!("--port={port}"),
         format!("--bind-address={}", config.bind),
         "--skip-name-resolve".to_string(),
