@@ -82,6 +82,7 @@ fn parse(input: &files::Input) -> std::io::Result<Tally> {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
+    meshctl::memory::disable_transparent_huge_pages();
     let args = Args::parse();
     let inputs = files::collect(&args.paths, true)?;
     let mut pool = rayon::ThreadPoolBuilder::new();

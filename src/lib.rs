@@ -8,6 +8,7 @@ pub mod cli;
 pub mod context;
 pub mod diag;
 pub mod load;
+pub mod memory;
 pub mod model;
 pub mod proxy;
 pub mod server;

@@ -8,5 +8,6 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    meshctl::memory::disable_transparent_huge_pages();
     meshctl::cli::main()
 }
