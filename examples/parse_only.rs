@@ -85,13 +85,18 @@ fn main() -> anyhow::Result<ExitCode> {
     meshctl::memory::disable_transparent_huge_pages();
     let args = Args::parse();
     let inputs = files::collect(&args.paths, true)?;
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = args.jobs {
-        anyhow::ensure!(n >= 1, "--jobs must be at least 1");
-        pool = pool.num_threads(n);
-    }
-    let pool = pool.build().context("starting worker threads")?;
-    let tallies: Vec<std::io::Result<Tally>> = pool.install(|| inputs.par_iter().map(parse).collect());
+    anyhow::ensure!(args.jobs != Some(0), "--jobs must be at least 1");
+    // The same threading as `meshctl validate`: no pool for one file or `-j 1`.
+    let threads = meshctl::cli::validate::worker_threads(args.jobs, inputs.len());
+    let tallies: Vec<std::io::Result<Tally>> = if threads <= 1 {
+        inputs.iter().map(parse).collect()
+    } else {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .context("starting worker threads")?;
+        pool.install(|| inputs.par_iter().map(parse).collect())
+    };
     let mut total = Tally::default();
     for (input, tally) in inputs.iter().zip(tallies) {
         total = total + tally.with_context(|| input.display())?;

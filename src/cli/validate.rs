@@ -143,13 +143,39 @@ fn check_inputs(
         let name: Arc<str> = Arc::from(input.display());
         Ok(validate::check_file(&name, &bytes, opts))
     };
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = jobs {
-        if n == 0 {
-            return Err(UsageError("--jobs must be at least 1".to_string()).into());
-        }
-        builder = builder.num_threads(n);
+    if jobs == Some(0) {
+        return Err(UsageError("--jobs must be at least 1".to_string()).into());
     }
-    let pool = builder.build().context("starting worker threads")?;
+    let threads = worker_threads(jobs, inputs.len());
+    if threads <= 1 {
+        // One file (a pre-commit hook's usual call) or `-j 1`: no pool to start and stop.
+        return Ok(inputs.iter().map(check).collect());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("starting worker threads")?;
     Ok(pool.install(|| inputs.par_iter().map(check).collect()))
+}
+
+/// How many threads check `files` files: `--jobs`, or one per core, and never more than there are
+/// files.
+pub fn worker_threads(jobs: Option<usize>, files: usize) -> usize {
+    let wanted = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    wanted.min(files).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_threads;
+
+    #[test]
+    fn never_more_threads_than_files_nor_fewer_than_one() {
+        assert_eq!(worker_threads(Some(8), 1), 1);
+        assert_eq!(worker_threads(Some(8), 0), 1);
+        assert_eq!(worker_threads(Some(2), 10), 2);
+        assert_eq!(worker_threads(Some(1), 10), 1);
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(worker_threads(None, 10_000), cores);
+    }
 }

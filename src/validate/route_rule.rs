@@ -197,20 +197,43 @@ fn check_string_match<'r>(c: &mut Checker<'r>, sm: &'r StringMatch) {
 }
 
 /// Why `re` does not compile, or None when it does. Compiling a regex costs far more than checking the
-/// rest of a rule, and rule sets repeat the same few patterns, so each thread remembers the outcome for
-/// every pattern it has compiled (the compiled program itself is dropped at once).
+/// rest of a rule, and rule sets repeat the same few patterns, so the outcome for every pattern is
+/// remembered (the compiled program itself is dropped at once): per thread, so that the common case
+/// takes no lock, and behind that for the whole process, so that each worker thread does not compile
+/// the same patterns again.
 fn regex_problem(re: &str) -> Option<String> {
     use std::cell::RefCell;
     use std::collections::HashMap;
+    use std::sync::{Mutex, PoisonError};
 
-    /// Bounds the memory a file with very many distinct patterns can make a thread hold.
+    /// Bounds the memory that a rule set with very many distinct patterns can make each map hold.
     const MAX_REMEMBERED: usize = 4096;
+    type Outcomes = HashMap<Box<str>, Option<String>>;
+
+    fn remember(m: &mut Outcomes, re: &str, outcome: &Option<String>) {
+        if m.len() >= MAX_REMEMBERED {
+            m.clear();
+        }
+        m.insert(re.into(), outcome.clone());
+    }
 
     thread_local! {
-        static OUTCOMES: RefCell<HashMap<Box<str>, Option<String>>> = RefCell::new(HashMap::new());
+        static OUTCOMES: RefCell<Outcomes> = RefCell::new(HashMap::new());
     }
+    static SHARED: Mutex<Option<Outcomes>> = Mutex::new(None);
+
     if let Some(known) = OUTCOMES.with_borrow(|m| m.get(re).cloned()) {
         return known;
+    }
+    let shared = |f: &mut dyn FnMut(&mut Outcomes)| {
+        let mut guard = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        f(guard.get_or_insert_with(HashMap::new));
+    };
+    let mut known = None;
+    shared(&mut |m| known = m.get(re).cloned());
+    if let Some(outcome) = known {
+        OUTCOMES.with_borrow_mut(|m| remember(m, re, &outcome));
+        return outcome;
     }
     let outcome = regex::Regex::new(re).err().map(|e| match e {
         regex::Error::Syntax(s) => s
@@ -221,12 +244,8 @@ fn regex_problem(re: &str) -> Option<String> {
             .to_string(),
         other => other.to_string(),
     });
-    OUTCOMES.with_borrow_mut(|m| {
-        if m.len() >= MAX_REMEMBERED {
-            m.clear();
-        }
-        m.insert(re.into(), outcome.clone());
-    });
+    OUTCOMES.with_borrow_mut(|m| remember(m, re, &outcome));
+    shared(&mut |m| remember(m, re, &outcome));
     outcome
 }
 
@@ -497,5 +516,21 @@ fn check_append_headers<'r>(c: &mut Checker<'r>, headers: &'r StringMap) {
                 );
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::regex_problem;
+
+    #[test]
+    fn a_remembered_outcome_is_the_same_on_every_thread() {
+        let bad = "v1-(unclosed";
+        let here = regex_problem(bad);
+        assert!(here.as_deref().is_some_and(|m| m.contains("unclosed")), "{here:?}");
+        let there = std::thread::spawn(move || (regex_problem(bad), regex_problem("^v[0-9]+$")))
+            .join()
+            .ok();
+        assert_eq!(there, Some((here, None)));
     }
 }
