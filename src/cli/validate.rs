@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 summary.skipped += report.counts.skipped;
                 summary.empty += report.counts.empty;
                 diagnostics.extend(report.diagnostics);
-                definitions.extend(report.definitions);
+                definitions.push(report.definitions);
             }
             Err(e) => io_errors.push(format!("{}: {e}", input.display())),
         }

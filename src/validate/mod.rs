@@ -268,11 +268,13 @@ fn name_span(doc: &RuleDocument<'_>) -> Option<Span> {
 }
 
 /// Warns about rules defined more than once (same kind, namespace and name), at every later definition.
-pub fn duplicate_definitions(definitions: &[Definition]) -> Vec<Diagnostic> {
+/// The definitions come file by file (`FileReport::definitions`), in input order, so none is copied.
+pub fn duplicate_definitions(per_file: &[Vec<Definition>]) -> Vec<Diagnostic> {
+    let total = per_file.iter().map(Vec::len).sum();
     let mut first: std::collections::HashMap<(Kind, &str, &str), &Definition> =
-        std::collections::HashMap::with_capacity(definitions.len());
+        std::collections::HashMap::with_capacity(total);
     let mut out = Vec::new();
-    for d in definitions {
+    for d in per_file.iter().flatten() {
         match first.get(&(d.kind, d.namespace.as_str(), d.name.as_str())) {
             None => {
                 first.insert((d.kind, &d.namespace, &d.name), d);
@@ -408,7 +410,7 @@ pub fn check_inputs(inputs: &[load::files::Input], opts: &LoadOptions) -> Result
         checked.summary.skipped += report.counts.skipped;
         checked.summary.empty += report.counts.empty;
         checked.diagnostics.extend(report.diagnostics);
-        definitions.extend(report.definitions);
+        definitions.push(report.definitions);
         checked.resources.extend(report.resources.into_iter().map(|r| (i, r)));
     }
     checked.diagnostics.extend(duplicate_definitions(&definitions));

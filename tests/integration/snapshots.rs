@@ -18,7 +18,9 @@ fn rendered(rel: &str) -> String {
     let name: Arc<str> = Arc::from(rel);
     let mut report = check_file(&name, &bytes, &LoadOptions::default());
     // As the command does: names defined twice are found across all files, here one.
-    report.diagnostics.extend(duplicate_definitions(&report.definitions));
+    report
+        .diagnostics
+        .extend(duplicate_definitions(std::slice::from_ref(&report.definitions)));
     report.diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     let mut summary = Summary {
         files: 1,
