@@ -119,6 +119,9 @@ pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileRepo
         }
     };
     let lines = LineIndex::new(src);
+    // The definitions' lines come in file order: a cursor finds them without the line table, which
+    // is then built only for files that have diagnostics.
+    let mut names = LineCursor::new(src);
     let stream = load::yaml::parse_stream(src, opts.limits);
     let mut problems = stream.problems.clone();
     let documents = load::rule_documents(&stream, opts, &mut problems, &mut report.counts);
@@ -149,7 +152,7 @@ pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileRepo
                 file: file.clone(),
                 span,
                 document: doc.index,
-                snippet: lines.line(span.start.line).map(str::to_string),
+                snippet: names.line(span.start.line).map(str::to_string),
             });
         }
         let Some(resource) = doc.resource.take() else { continue };
@@ -379,6 +382,40 @@ impl<'a> LineIndex<'a> {
     }
 }
 
+/// Finds source lines by number walking forward from the last one asked for, with no table: for
+/// lines asked for in increasing order (the rules' names in a file), the file is scanned once.
+struct LineCursor<'a> {
+    src: &'a str,
+    /// The number of the line that starts at `start`.
+    line: u32,
+    start: usize,
+}
+
+impl<'a> LineCursor<'a> {
+    fn new(src: &'a str) -> Self {
+        LineCursor { src, line: 1, start: 0 }
+    }
+
+    fn line(&mut self, n: u32) -> Option<&'a str> {
+        if n == 0 {
+            return None;
+        }
+        if n < self.line {
+            (self.line, self.start) = (1, 0);
+        }
+        let bytes = self.src.as_bytes();
+        while self.line < n {
+            let next = memchr::memchr(b'\n', bytes.get(self.start..)?)?;
+            self.start += next + 1;
+            self.line += 1;
+        }
+        let rest = bytes.get(self.start..)?;
+        let end = memchr::memchr(b'\n', rest).map_or(self.src.len(), |i| self.start + i);
+        let line = self.src.get(self.start..end)?;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+}
+
 /// What checking a set of files found.
 #[derive(Debug, Default)]
 pub struct Checked {
@@ -417,4 +454,26 @@ pub fn check_inputs(inputs: &[load::files::Input], opts: &LoadOptions) -> Result
     checked.diagnostics.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
     checked.summary.count(&checked.diagnostics);
     Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LineCursor, LineIndex};
+
+    #[test]
+    fn the_cursor_finds_the_same_lines_as_the_table() {
+        for src in ["", "a", "a\n", "a\nb", "a\r\nb\r\n", "\n\n", "x: 1\n  y: é\n\nz\n"] {
+            let table = LineIndex::new(src);
+            let last = u32::try_from(src.lines().count()).unwrap_or(0) + 3;
+            let mut forward = LineCursor::new(src);
+            for n in 0..=last {
+                assert_eq!(forward.line(n), table.line(n), "{src:?} line {n}");
+            }
+            // Asked out of order, it starts again and still agrees.
+            let mut backward = LineCursor::new(src);
+            for n in (0..=last).rev() {
+                assert_eq!(backward.line(n), table.line(n), "{src:?} line {n}, backwards");
+            }
+        }
+    }
 }
