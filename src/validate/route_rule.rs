@@ -204,7 +204,7 @@ fn check_string_match<'r>(c: &mut Checker<'r>, sm: &'r StringMatch) {
 fn regex_problem(re: &str) -> Option<String> {
     use std::cell::RefCell;
     use std::collections::HashMap;
-    use std::sync::{Mutex, PoisonError};
+    use std::sync::{LazyLock, Mutex, PoisonError};
 
     /// Bounds the memory that a rule set with very many distinct patterns can make each map hold.
     const MAX_REMEMBERED: usize = 4096;
@@ -220,18 +220,13 @@ fn regex_problem(re: &str) -> Option<String> {
     thread_local! {
         static OUTCOMES: RefCell<Outcomes> = RefCell::new(HashMap::new());
     }
-    static SHARED: Mutex<Option<Outcomes>> = Mutex::new(None);
+    static SHARED: LazyLock<Mutex<Outcomes>> = LazyLock::new(Mutex::default);
 
     if let Some(known) = OUTCOMES.with_borrow(|m| m.get(re).cloned()) {
         return known;
     }
-    let shared = |f: &mut dyn FnMut(&mut Outcomes)| {
-        let mut guard = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
-        f(guard.get_or_insert_with(HashMap::new));
-    };
-    let mut known = None;
-    shared(&mut |m| known = m.get(re).cloned());
-    if let Some(outcome) = known {
+    let shared_outcome = SHARED.lock().unwrap_or_else(PoisonError::into_inner).get(re).cloned();
+    if let Some(outcome) = shared_outcome {
         OUTCOMES.with_borrow_mut(|m| remember(m, re, &outcome));
         return outcome;
     }
@@ -245,7 +240,7 @@ fn regex_problem(re: &str) -> Option<String> {
         other => other.to_string(),
     });
     OUTCOMES.with_borrow_mut(|m| remember(m, re, &outcome));
-    shared(&mut |m| remember(m, re, &outcome));
+    remember(&mut SHARED.lock().unwrap_or_else(PoisonError::into_inner), re, &outcome);
     outcome
 }
 
