@@ -57,6 +57,12 @@ impl Scalar<'_> {
 
 /// Resolves a plain scalar's text (YAML 1.2 core schema).
 pub fn resolve_plain(t: &str) -> Resolved {
+    // Most scalars in rule files are names: one look at the first byte settles them.
+    match t.as_bytes().first() {
+        None => return Resolved::Null,
+        Some(b'~' | b'n' | b'N' | b't' | b'T' | b'f' | b'F' | b'.' | b'+' | b'-' | b'0'..=b'9') => {}
+        Some(_) => return Resolved::Str,
+    }
     match t {
         "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
         "true" | "True" | "TRUE" => return Resolved::Bool(true),

@@ -85,16 +85,86 @@ pub fn check_resource(r: &Resource) -> Vec<Finding<'_>> {
     c.findings
 }
 
-/// Where a rule was defined, for the cross-file "defined twice" warning.
+/// Where a rule was defined, for the cross-file "defined twice" warning. Every rule has one, so it is
+/// kept small: the namespace, the name and the source line share one allocation, and the key's hash is
+/// computed by the worker thread that found it, so that the single-threaded search for duplicates only
+/// sorts numbers.
 #[derive(Debug, Clone)]
 pub struct Definition {
     pub kind: Kind,
-    pub namespace: String,
-    pub name: String,
+    /// `namespace`, then `name`, then the source line of the name (when known).
+    text: Box<str>,
+    namespace_end: usize,
+    name_end: usize,
+    has_snippet: bool,
+    /// A hash of (kind, namespace, name): equal keys have equal hashes.
+    hash: u64,
     pub file: Arc<str>,
     pub span: Span,
     pub document: usize,
-    pub snippet: Option<String>,
+}
+
+impl Definition {
+    pub fn new(
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        snippet: Option<&str>,
+        file: Arc<str>,
+        span: Span,
+        document: usize,
+    ) -> Definition {
+        let mut text = String::with_capacity(namespace.len() + name.len() + snippet.map_or(0, str::len));
+        text.push_str(namespace);
+        text.push_str(name);
+        text.push_str(snippet.unwrap_or(""));
+        Definition {
+            kind,
+            text: text.into_boxed_str(),
+            namespace_end: namespace.len(),
+            name_end: namespace.len() + name.len(),
+            has_snippet: snippet.is_some(),
+            hash: key_hash(kind, namespace, name),
+            file,
+            span,
+            document,
+        }
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.text[..self.namespace_end]
+    }
+
+    pub fn name(&self) -> &str {
+        &self.text[self.namespace_end..self.name_end]
+    }
+
+    /// The source line that holds the name.
+    pub fn snippet(&self) -> Option<&str> {
+        self.has_snippet.then(|| &self.text[self.name_end..])
+    }
+
+    fn same_key(&self, other: &Definition) -> bool {
+        self.kind == other.kind && self.namespace() == other.namespace() && self.name() == other.name()
+    }
+}
+
+/// FNV-1a over the kind, the namespace and the name (a separator byte that UTF-8 text never holds
+/// keeps `ab`+`c` apart from `a`+`bc`). Deterministic, so a run's output does not depend on it.
+fn key_hash(kind: Kind, namespace: &str, name: &str) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let name_bytes = [kind as u8];
+    for b in name_bytes
+        .iter()
+        .chain(namespace.as_bytes())
+        .chain(&[0xff])
+        .chain(name.as_bytes())
+    {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(PRIME);
+    }
+    h
 }
 
 /// What checking one file found.
@@ -140,20 +210,16 @@ pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileRepo
         }
     }
     for doc in &mut documents {
-        let object = object_ref(doc);
-        if let (Some(name), Some(span)) = (object.name.clone(), name_span(doc)) {
-            report.definitions.push(Definition {
-                kind: doc.kind,
-                namespace: object
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| crate::model::meta::DEFAULT_NAMESPACE.to_string()),
+        if let Some((namespace, name, span)) = definition_of(doc) {
+            report.definitions.push(Definition::new(
+                doc.kind,
+                namespace.unwrap_or(crate::model::meta::DEFAULT_NAMESPACE),
                 name,
-                file: file.clone(),
+                names.line(span.start.line),
+                file.clone(),
                 span,
-                document: doc.index,
-                snippet: names.line(span.start.line).map(str::to_string),
-            });
+                doc.index,
+            ));
         }
         let Some(resource) = doc.resource.take() else { continue };
         let mut findings = check_resource(&resource);
@@ -163,6 +229,12 @@ pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileRepo
             findings.push(missing_spec(doc.kind));
         }
         let clean = doc.shape_problems.is_empty() && !findings.iter().any(|f| f.severity == Severity::Error);
+        // Most rules have no findings: their object reference is never built.
+        let object = if findings.is_empty() {
+            ObjectRef::default()
+        } else {
+            object_ref(doc)
+        };
         for f in findings {
             let mut full: Vec<Seg<'_>> = doc.base.clone();
             full.extend(f.path.iter().copied());
@@ -265,41 +337,61 @@ fn object_ref(doc: &RuleDocument<'_>) -> ObjectRef {
     }
 }
 
-fn name_span(doc: &RuleDocument<'_>) -> Option<Span> {
-    let meta = doc.node.get("metadata")?;
-    Some(meta.value.get("name")?.value.span)
+/// The namespace (when set), the name and the name's place of a rule that has a string name.
+fn definition_of<'d>(doc: &'d RuleDocument<'_>) -> Option<(Option<&'d str>, &'d str, Span)> {
+    let meta = &doc.node.get("metadata")?.value;
+    let name = &meta.get("name")?.value;
+    let namespace = meta.get("namespace").and_then(|e| e.value.as_str());
+    Some((namespace, name.as_str()?, name.span))
 }
 
 /// Warns about rules defined more than once (same kind, namespace and name), at every later definition.
-/// The definitions come file by file (`FileReport::definitions`), in input order, so none is copied.
+/// The definitions come file by file (`FileReport::definitions`), in input order, so none is copied;
+/// their hashes are sorted (input order kept among equal hashes), and only definitions whose hashes
+/// are equal are compared.
 pub fn duplicate_definitions(per_file: &[Vec<Definition>]) -> Vec<Diagnostic> {
-    let total = per_file.iter().map(Vec::len).sum();
-    let mut first: std::collections::HashMap<(Kind, &str, &str), &Definition> =
-        std::collections::HashMap::with_capacity(total);
+    let mut order: Vec<(u64, usize, usize)> = Vec::with_capacity(per_file.iter().map(Vec::len).sum());
+    for (f, defs) in per_file.iter().enumerate() {
+        order.extend(defs.iter().enumerate().map(|(i, d)| (d.hash, f, i)));
+    }
+    order.sort_unstable();
     let mut out = Vec::new();
-    for d in per_file.iter().flatten() {
-        match first.get(&(d.kind, d.namespace.as_str(), d.name.as_str())) {
-            None => {
-                first.insert((d.kind, &d.namespace, &d.name), d);
+    for group in order.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+        for (j, &(_, f, i)) in group.iter().enumerate() {
+            let d = &per_file[f][i];
+            let earlier = group[..j]
+                .iter()
+                .map(|&(_, ef, ei)| &per_file[ef][ei])
+                .find(|e| e.same_key(d));
+            if let Some(earlier) = earlier {
+                out.push(duplicate_warning(d, earlier));
             }
-            Some(earlier) => out.push(Diagnostic {
-                severity: Severity::Warning,
-                code: Code::DuplicateName,
-                message: format!("{} {}/{} is defined more than once", d.kind, d.namespace, d.name),
-                help: Some(format!(
-                    "it is also defined at {}:{}:{}; the store keeps one object per name, so one definition would replace the other",
-                    earlier.file, earlier.span.start.line, earlier.span.start.column
-                )),
-                file: d.file.clone(),
-                span: Some(d.span),
-                document: Some(d.document),
-                object: ObjectRef { kind: Some(d.kind.name().to_string()), namespace: Some(d.namespace.clone()), name: Some(d.name.clone()) },
-                field: Some("metadata.name".to_string()),
-                snippet: d.snippet.clone(),
-            }),
         }
     }
     out
+}
+
+fn duplicate_warning(d: &Definition, earlier: &Definition) -> Diagnostic {
+    let (namespace, name) = (d.namespace(), d.name());
+    Diagnostic {
+        severity: Severity::Warning,
+        code: Code::DuplicateName,
+        message: format!("{} {namespace}/{name} is defined more than once", d.kind),
+        help: Some(format!(
+            "it is also defined at {}:{}:{}; the store keeps one object per name, so one definition would replace the other",
+            earlier.file, earlier.span.start.line, earlier.span.start.column
+        )),
+        file: d.file.clone(),
+        span: Some(d.span),
+        document: Some(d.document),
+        object: ObjectRef {
+            kind: Some(d.kind.name().to_string()),
+            namespace: Some(namespace.to_string()),
+            name: Some(name.to_string()),
+        },
+        field: Some("metadata.name".to_string()),
+        snippet: d.snippet().map(str::to_string),
+    }
 }
 
 fn diagnostic(file: &Arc<str>, lines: Option<&LineIndex<'_>>, mut p: Problem, object: ObjectRef) -> Diagnostic {
@@ -458,7 +550,69 @@ pub fn check_inputs(inputs: &[load::files::Input], opts: &LoadOptions) -> Result
 
 #[cfg(test)]
 mod tests {
-    use super::{LineCursor, LineIndex};
+    use std::sync::Arc;
+
+    use super::{Definition, LineCursor, LineIndex, duplicate_definitions};
+    use crate::diag::{Pos, Span};
+    use crate::model::Kind;
+
+    fn def(kind: Kind, namespace: &str, name: &str, file: &str, line: u32) -> Definition {
+        let at = Pos { line, column: 9 };
+        let snippet = format!("  name: {name}");
+        Definition::new(
+            kind,
+            namespace,
+            name,
+            Some(&snippet),
+            Arc::from(file),
+            Span::point(at),
+            0,
+        )
+    }
+
+    #[test]
+    fn later_definitions_of_a_key_point_at_the_first() {
+        let per_file = vec![
+            vec![
+                def(Kind::RouteRule, "default", "reviews", "a.yaml", 3),
+                def(Kind::EgressRule, "default", "reviews", "a.yaml", 9),
+            ],
+            vec![def(Kind::RouteRule, "other", "reviews", "b.yaml", 3)],
+            vec![
+                def(Kind::RouteRule, "default", "reviews", "c.yaml", 4),
+                def(Kind::RouteRule, "default", "reviews", "c.yaml", 12),
+            ],
+        ];
+        let found = duplicate_definitions(&per_file);
+        let mut seen: Vec<(String, u32, String)> = found
+            .iter()
+            .map(|d| {
+                let span = d.span.map_or(0, |s| s.start.line);
+                (d.file.to_string(), span, d.help.clone().unwrap_or_default())
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(seen.len(), 2, "{found:?}");
+        assert_eq!((seen[0].0.as_str(), seen[0].1), ("c.yaml", 4));
+        assert_eq!((seen[1].0.as_str(), seen[1].1), ("c.yaml", 12));
+        assert!(
+            seen.iter()
+                .all(|s| s.2.starts_with("it is also defined at a.yaml:3:9;")),
+            "{seen:?}"
+        );
+        assert_eq!(found[0].message, "RouteRule default/reviews is defined more than once");
+        assert_eq!(found[0].snippet.as_deref(), Some("  name: reviews"));
+    }
+
+    #[test]
+    fn equal_hashes_of_different_keys_are_not_duplicates() {
+        let a = def(Kind::RouteRule, "ab", "c", "a.yaml", 1);
+        let mut b = def(Kind::RouteRule, "a", "bc", "b.yaml", 1);
+        assert_eq!((b.namespace(), b.name(), b.snippet()), ("a", "bc", Some("  name: bc")));
+        assert_ne!(a.hash, b.hash, "the separator keeps the split apart");
+        b.hash = a.hash;
+        assert!(duplicate_definitions(&[vec![a], vec![b]]).is_empty());
+    }
 
     #[test]
     fn the_cursor_finds_the_same_lines_as_the_table() {
