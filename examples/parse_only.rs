@@ -62,7 +62,8 @@ fn parse(input: &files::Input) -> std::io::Result<Tally> {
         return Ok(tally);
     };
     let mut parser = saphyr_parser::Parser::new_from_str(src);
-    while let Some(next) = parser.next_event() {
+    // The same out-of-line entry point as `meshctl validate`, so both binaries run the same parser code.
+    while let Some(next) = load::yaml::next_event(&mut parser) {
         match next {
             Ok((event, _span)) => {
                 tally.events += 1;
