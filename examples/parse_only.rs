@@ -61,6 +61,8 @@ fn parse(input: &files::Input) -> std::io::Result<Tally> {
         tally.errors += 1;
         return Ok(tally);
     };
+    // The same preparation as `meshctl validate` (a scan for lone carriage returns).
+    let src = &*load::lone_carriage_returns_as_lf(src);
     let mut parser = saphyr_parser::Parser::new_from_str(src);
     // The same out-of-line entry point as `meshctl validate`, so both binaries run the same parser code.
     while let Some(next) = load::yaml::next_event(&mut parser) {

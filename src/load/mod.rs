@@ -16,6 +16,7 @@ use crate::model::{self, API_GROUP, API_VERSION, Kind, Metadata, Resource, Spec}
 use crate::suggest::did_you_mean;
 use node::{Node, Value};
 use path::Seg;
+use std::borrow::Cow;
 
 pub use yaml::Limits;
 
@@ -124,12 +125,17 @@ pub fn decode(bytes: &[u8]) -> Result<&str, Problem> {
             let valid = &bytes[..e.valid_up_to()];
             // The valid prefix is UTF-8 by definition.
             let prefix = std::str::from_utf8(valid).unwrap_or_default();
-            let line = prefix.matches('\n').count() + 1;
-            let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            let at = Pos {
-                line: u32::try_from(line).unwrap_or(u32::MAX),
-                column: u32::try_from(column).unwrap_or(u32::MAX),
-            };
+            // Lines as YAML counts them (see `lone_carriage_returns_as_lf`); the byte after the
+            // prefix is the bad one, so a carriage return that ends the prefix is a lone one.
+            let (mut line, mut column) = (1u32, 1u32);
+            for (i, c) in prefix.char_indices() {
+                if c == '\n' || (c == '\r' && valid.get(i + 1) != Some(&b'\n')) {
+                    (line, column) = (line.saturating_add(1), 1);
+                } else {
+                    column = column.saturating_add(1);
+                }
+            }
+            let at = Pos { line, column };
             Err(Problem {
                 code: Code::InvalidUtf8,
                 span: Some(Span::point(at)),
@@ -143,6 +149,23 @@ pub fn decode(bytes: &[u8]) -> Result<&str, Problem> {
             })
         }
     }
+}
+
+/// YAML reads a carriage return that no line feed follows as a line break, and numbers lines that
+/// way; editors, `--> file:line` readers and the snippets here count line feeds. Each such carriage
+/// return becomes a line feed (one byte for one, so every column stays where it was), which YAML reads
+/// the same way, so the parser's line numbers and the file's lines agree. Borrowed when there is none.
+pub fn lone_carriage_returns_as_lf(src: &str) -> Cow<'_, str> {
+    let bytes = src.as_bytes();
+    let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    if !bytes.contains(&b'\r') || !(0..bytes.len()).any(lone) {
+        return Cow::Borrowed(src);
+    }
+    let replaced: String = src
+        .char_indices()
+        .map(|(i, c)| if c == '\r' && lone(i) { '\n' } else { c })
+        .collect();
+    Cow::Owned(replaced)
 }
 
 /// Turns the documents of a parsed stream into rule documents, recording problems and counts.
@@ -435,4 +458,22 @@ fn with(base: &[Seg<'static>], key: &'static str) -> Vec<Seg<'static>> {
     let mut p = base.to_vec();
     p.push(Seg::Key(key));
     p
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::lone_carriage_returns_as_lf;
+
+    #[test]
+    fn only_lone_carriage_returns_become_line_feeds() {
+        assert!(matches!(
+            lone_carriage_returns_as_lf("a: 1\r\nb: 2\n"),
+            Cow::Borrowed(_)
+        ));
+        assert!(matches!(lone_carriage_returns_as_lf("a: 1\n"), Cow::Borrowed(_)));
+        assert_eq!(lone_carriage_returns_as_lf("a: é\rb: 2\r\nc\r"), "a: é\nb: 2\r\nc\n");
+        assert_eq!(lone_carriage_returns_as_lf("\r\r\n\r"), "\n\r\n\n");
+    }
 }

@@ -188,6 +188,7 @@ pub fn check_file(file: &Arc<str>, bytes: &[u8], opts: &LoadOptions) -> FileRepo
             return report;
         }
     };
+    let src = &*load::lone_carriage_returns_as_lf(src);
     let lines = LineIndex::new(src);
     // The definitions' lines come in file order: a cursor finds them without the line table, which
     // is then built only for files that have diagnostics.
@@ -602,6 +603,24 @@ mod tests {
         );
         assert_eq!(found[0].message, "RouteRule default/reviews is defined more than once");
         assert_eq!(found[0].snippet.as_deref(), Some("  name: reviews"));
+    }
+
+    #[test]
+    fn a_lone_carriage_return_ends_a_line_for_positions_and_snippets() {
+        // YAML reads the lone CR after `metadata:` as a line break: the missing `:` after `spec` is
+        // on line 5, and the snippet must be that line, not the fourth line feed's.
+        let src = "apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata:\r  name: ratings\nspec\n  destination:\n    name: ratings\n";
+        let report = super::check_file(
+            &Arc::from("cr.yaml"),
+            src.as_bytes(),
+            &crate::load::LoadOptions::default(),
+        );
+        let d = report.diagnostics.first().expect("a syntax error");
+        let span = d.span.expect("a position");
+        let snippet = d.snippet.as_deref().expect("a snippet");
+        assert!(span.start.column as usize <= snippet.chars().count() + 1, "{d:?}");
+        let yaml_line = src.split(['\n', '\r']).nth(span.start.line as usize - 1);
+        assert_eq!(Some(snippet), yaml_line, "{d:?}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ fn check(bytes: &[u8]) {
     let name: Arc<str> = Arc::from("fuzz.yaml");
     let report = check_file(&name, bytes, &LoadOptions::default());
     let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.split('\n').collect();
+    let lines = yaml_lines(&text);
     for d in &report.diagnostics {
         let Some(span) = d.span else { continue };
         for pos in [span.start, span.end] {
@@ -33,6 +33,34 @@ fn check(bytes: &[u8]) {
         assert!(span.start <= span.end, "span ends before it starts: {d:?}");
         assert!(!d.message.is_empty());
     }
+}
+
+/// The input's lines as YAML counts them: a line feed, a carriage return and line feed, or a
+/// carriage return alone ends a line.
+fn yaml_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => {
+                lines.push(&text[start..i]);
+                start = i + 1;
+            }
+            b'\r' => {
+                lines.push(&text[start..i]);
+                if bytes.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    lines.push(&text[start..]);
+    lines
 }
 
 /// Words that make generated documents reach deep into the rule model.
