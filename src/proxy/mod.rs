@@ -57,6 +57,19 @@ pub struct Config {
     pub identity: routes::SourceIdentity,
 }
 
+/// Keeps one timer pending in the runtime at all times, due within a second. Tokio wakes its I/O
+/// driver (a write to an eventfd, and one more trip through epoll) whenever a newly armed timer is due
+/// before every timer already pending, which is always the case when none is: without this, every
+/// connection's connect timeout cost that wake-up (seen as ~0.9 eventfd writes per connection under
+/// load). With it, timeouts longer than a second never precede the anchor and arm silently.
+async fn timer_anchor() {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
+}
+
 /// Runs the proxy until SIGTERM or SIGINT, then stops accepting and lets open connections finish
 /// (up to the drain timeout). Problems before it is ready (rules that cannot be read, an address in
 /// use) are returned as usage or I/O errors.
@@ -217,6 +230,7 @@ async fn serve(
 
     // Connections hold a clone of `held`; when every clone is gone, `held_tx.closed()` resolves.
     let (held_tx, held) = tokio::sync::watch::channel(());
+    tokio::spawn(timer_anchor());
     tokio::spawn(admin::serve(admin_listener, shared.clone(), shared.stop.subscribe()));
     tokio::spawn(conn::accept_loop(
         proxy_listener,
