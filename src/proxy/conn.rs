@@ -297,8 +297,8 @@ pub async fn connect_addr(addr: SocketAddr, timeout: Duration) -> Result<TcpStre
 
 /// Carries bytes between two TCP sockets (zero-copy, see `splice`) until both sides have closed,
 /// then logs.
-pub async fn pump_tcp(mut client: TcpStream, mut upstream: TcpStream, mut entry: Entry, shared: &Shared) {
-    let (sent, received, error) = super::splice::relay(&mut client, &mut upstream).await;
+pub async fn pump_tcp(client: TcpStream, upstream: TcpStream, mut entry: Entry, shared: &Shared) {
+    let (sent, received, error) = super::splice::relay(&client, &upstream).await;
     // Bytes already sent before the relay (a CONNECT's early data) are counted in.
     let sent = sent + entry.sent;
     entry.sent = sent;

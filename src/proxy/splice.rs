@@ -1,13 +1,6 @@
 //! Zero-copy relaying between two TCP sockets: splice(2) moves the bytes socket → pipe → socket
 //! inside the kernel, so they are never copied through the proxy's memory.
 //!
-//! A direction starts in small mode: it reads through a per-thread scratch buffer and writes the bytes
-//! on at once. Most connections are request and answer of a few hundred bytes, and a read that comes
-//! back shorter than the buffer tells the runtime that the socket is drained, which saves the call
-//! that would only say "nothing more" (splice cannot tell that: it may stop short when the pipe is
-//! full). The first read that fills the scratch buffer marks a bulk transfer, and the direction moves
-//! to splice for good.
-//!
 //! A direction holds a pipe only while bytes are in it: pipes come from a small per-thread pool and go
 //! back once drained. An idle connection therefore holds no buffer and no pipe (just its two
 //! sockets), which keeps thousands of open connections within the descriptor limit. When no pipe can
@@ -18,12 +11,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use std::pin::Pin;
-use std::task::{Poll, ready};
-
-use tokio::io::{AsyncRead, Interest, ReadBuf};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{ReadHalf, WriteHalf};
 
 /// The most one splice call moves (the default pipe capacity).
 const CHUNK: usize = 64 * 1024;
@@ -31,8 +20,6 @@ const CHUNK: usize = 64 * 1024;
 const POOL: usize = 128;
 /// The copy buffer when no pipe can be had.
 const FALLBACK: usize = 16 * 1024;
-/// The scratch buffer of small mode: a read that fills it moves its direction to splice.
-const SCRATCH: usize = 16 * 1024;
 
 struct Pipe {
     read: OwnedFd,
@@ -41,7 +28,6 @@ struct Pipe {
 
 thread_local! {
     static PIPES: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
-    static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
 }
 
 impl Pipe {
@@ -98,87 +84,15 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 /// Carries bytes both ways until both directions have ended; an end of stream from one side is
 /// passed on as a half-close to the other. Returns the bytes moved a → b and b → a, and the error that
 /// ended the relay early, if any (both sockets should then be closed).
-pub async fn relay(a: &mut TcpStream, b: &mut TcpStream) -> (u64, u64, Option<io::Error>) {
+pub async fn relay(a: &TcpStream, b: &TcpStream) -> (u64, u64, Option<io::Error>) {
     let ab = AtomicU64::new(0);
     let ba = AtomicU64::new(0);
     let ended = AtomicBool::new(false);
-    let (a_read, a_write) = a.split();
-    let (b_read, b_write) = b.split();
-    let result = tokio::try_join!(
-        one_way(a_read, b_write, &ab, &ended),
-        one_way(b_read, a_write, &ba, &ended)
-    );
+    let result = tokio::try_join!(one_way(a, b, &ab, &ended), one_way(b, a, &ba, &ended));
     (ab.load(Ordering::Relaxed), ba.load(Ordering::Relaxed), result.err())
 }
 
-/// What one read in small mode did.
-enum Small {
-    /// The source has finished sending.
-    End,
-    /// Bytes came and went on; fewer than the scratch buffer holds.
-    Some,
-    /// The read filled the scratch buffer: a bulk transfer.
-    Full,
-}
-
-/// Reads once into this thread's scratch buffer and writes the bytes to `dst` as far as it takes them
-/// now; the rest (rare: the destination's buffer is full) is then written from a copy.
-async fn small_read(src: &mut ReadHalf<'_>, dst: &TcpStream, moved: &AtomicU64) -> io::Result<Small> {
-    let mut rest = Vec::new();
-    let got = std::future::poll_fn(|cx| {
-        SCRATCH_BUF.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            let mut buf = ReadBuf::new(&mut scratch[..]);
-            ready!(Pin::new(&mut *src).poll_read(cx, &mut buf))?;
-            let data = buf.filled();
-            let mut done = 0;
-            while done < data.len() {
-                match dst.try_write(&data[done..]) {
-                    Ok(n) => done += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
-            }
-            rest.extend_from_slice(&data[done..]);
-            moved.fetch_add(done as u64, Ordering::Relaxed);
-            Poll::Ready(Ok(data.len()))
-        })
-    })
-    .await?;
-    let mut done = 0;
-    while done < rest.len() {
-        dst.writable().await?;
-        match dst.try_write(&rest[done..]) {
-            Ok(n) => {
-                done += n;
-                moved.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(match got {
-        0 => Small::End,
-        n if n == SCRATCH => Small::Full,
-        _ => Small::Some,
-    })
-}
-
-async fn one_way(
-    mut src_half: ReadHalf<'_>,
-    dst_half: WriteHalf<'_>,
-    moved: &AtomicU64,
-    ended: &AtomicBool,
-) -> io::Result<()> {
-    let dst: &TcpStream = dst_half.as_ref();
-    loop {
-        match small_read(&mut src_half, dst, moved).await? {
-            Small::End => return finish(dst, ended),
-            Small::Some => continue,
-            Small::Full => break,
-        }
-    }
-    let src: &TcpStream = src_half.as_ref();
+async fn one_way(src: &TcpStream, dst: &TcpStream, moved: &AtomicU64, ended: &AtomicBool) -> io::Result<()> {
     loop {
         src.readable().await?;
         let Some(pipe) = Pipe::take() else {
@@ -275,9 +189,9 @@ mod tests {
     #[tokio::test]
     async fn relays_both_ways_with_half_close() {
         // client <-> (p1 | p2) <-> server, p1/p2 relayed by splice.
-        let (mut client, mut p1) = pair().await;
-        let (mut p2, mut server) = pair().await;
-        let relay = tokio::spawn(async move { relay(&mut p1, &mut p2).await });
+        let (mut client, p1) = pair().await;
+        let (p2, mut server) = pair().await;
+        let relay = tokio::spawn(async move { relay(&p1, &p2).await });
         let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let sent = big.clone();
         let writer = tokio::spawn(async move {
@@ -296,70 +210,5 @@ mod tests {
         let (ab, ba, err) = relay.await.unwrap();
         assert_eq!((ab, ba), (3_000_000, 6));
         assert!(err.is_none(), "{err:?}");
-    }
-
-    #[tokio::test]
-    async fn small_exchanges_go_through_in_order() {
-        // Request and answer, many times over one connection: every read is short (small mode).
-        let (mut client, mut p1) = pair().await;
-        let (mut p2, mut server) = pair().await;
-        let relay = tokio::spawn(async move { relay(&mut p1, &mut p2).await });
-        let echo = tokio::spawn(async move {
-            let mut buf = [0u8; 64];
-            let mut total = 0;
-            loop {
-                let n = server.read(&mut buf).await.unwrap();
-                if n == 0 {
-                    break;
-                }
-                total += n;
-                server.write_all(&buf[..n]).await.unwrap();
-            }
-            server.shutdown().await.unwrap();
-            total
-        });
-        for i in 0..200u32 {
-            let msg = format!("ping {i}\n");
-            client.write_all(msg.as_bytes()).await.unwrap();
-            let mut back = vec![0u8; msg.len()];
-            client.read_exact(&mut back).await.unwrap();
-            assert_eq!(back, msg.as_bytes());
-        }
-        client.shutdown().await.unwrap();
-        let mut tail = Vec::new();
-        client.read_to_end(&mut tail).await.unwrap();
-        assert!(tail.is_empty());
-        let echoed = echo.await.unwrap();
-        let (ab, ba, err) = relay.await.unwrap();
-        assert_eq!(ab, echoed as u64);
-        assert_eq!(ba, echoed as u64);
-        assert!(err.is_none(), "{err:?}");
-    }
-
-    #[tokio::test]
-    async fn a_slow_reader_gets_every_byte_of_many_small_writes() {
-        // Small writes while the far side does not read: the destination fills up, so small mode
-        // must keep what it could not write yet.
-        let (mut client, mut p1) = pair().await;
-        let (mut p2, mut server) = pair().await;
-        let relay = tokio::spawn(async move { relay(&mut p1, &mut p2).await });
-        let chunk: Vec<u8> = (0..1000u32).map(|i| (i % 241) as u8).collect();
-        let rounds = 6000;
-        let writer = tokio::spawn(async move {
-            for _ in 0..rounds {
-                client.write_all(&chunk).await.unwrap();
-            }
-            client.shutdown().await.unwrap();
-            chunk
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let mut got = Vec::new();
-        server.read_to_end(&mut got).await.unwrap();
-        let chunk = writer.await.unwrap();
-        assert_eq!(got.len(), chunk.len() * rounds);
-        assert!(got.chunks(chunk.len()).all(|c| c == chunk.as_slice()));
-        drop(server);
-        let (ab, _, _) = relay.await.unwrap();
-        assert_eq!(ab, (chunk.len() * rounds) as u64);
     }
 }
