@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Two builds of meshctl's proxy side by side, in the same run, on new connections/s: the A/B used to
+# decide whether a change to the L4 path is kept (docs/BENCHMARKS.md, proxy section). A change worth
+# less than the round-to-round noise of bench/proxy.sh only shows when both builds share each round.
+#
+#   bench/proxy-ab.sh A_BINARY B_BINARY        # ROUNDS=8 DUR=4 WRK_T=2 WRK_C=64 may be set
+#
+# e.g.  git stash; cargo build --release; cp target/release/meshctl /tmp/meshctl-before; git stash pop
+#       cargo build --release; bench/proxy-ab.sh target/release/meshctl /tmp/meshctl-before
+#
+# Starts on 127.0.0.1 one nginx origin (:25351, a 64-byte page, bench/peers/nginx-origin.conf's
+# settings) and the two proxies (`meshctl proxy --workers 1 --no-access-log`, forwards :25352 and
+# :25362 to the origin, one EgressRule allowing it), then runs `wrk -tWRK_T -cWRK_C -dDUR -H
+# "Connection: close"` against A and B alternately, ROUNDS times each, the order swapped every round.
+# Prints per round and in total: connections/s, each proxy's CPU per connection (utime+stime over the
+# run / connections), and the A/B ratios (median of per-round ratios). Needs nginx and wrk; stops every
+# process it started by its PID.
+set -euo pipefail
+
+A=${1:?usage: bench/proxy-ab.sh A_BINARY B_BINARY}
+B=${2:?usage: bench/proxy-ab.sh A_BINARY B_BINARY}
+ROUNDS=${ROUNDS:-8}
+DUR=${DUR:-4}
+WRK_T=${WRK_T:-2}
+WRK_C=${WRK_C:-64}
+for tool in nginx wrk python3; do
+  command -v "$tool" >/dev/null || { echo "bench/proxy-ab.sh: $tool is missing" >&2; exit 2; }
+done
+for bin in "$A" "$B"; do
+  "$bin" proxy --help >/dev/null 2>&1 || { echo "bench/proxy-ab.sh: $bin is not a meshctl with 'proxy'" >&2; exit 2; }
+done
+for p in 25351 25352 25353 25354 25362 25363 25364; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "bench/proxy-ab.sh: port $p in use" >&2; exit 2; fi
+done
+
+RUN=$(mktemp -d -t proxy-ab.XXXXXX)
+chmod 755 "$RUN"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+
+mkdir -p "$RUN"/origin/{logs,tmp,html} "$RUN/rules"
+printf '%s\n' "hello from the nginx origin; this static body is 64 bytes long." > "$RUN/origin/html/index.html"
+sed 's/127.0.0.1:25301/127.0.0.1:25351/' "$(dirname "$0")/peers/nginx-origin.conf" > "$RUN/origin.conf"
+nginx -p "$RUN/origin/" -c "$RUN/origin.conf" -e "$RUN/origin/logs/error.log" \
+  -g "daemon off; worker_processes 1;" > "$RUN/origin/logs/stdout.log" 2>&1 &
+PIDS+=($!)
+cat > "$RUN/rules/origin.yaml" <<'EOF'
+apiVersion: config.istio.io/v1alpha2
+kind: EgressRule
+metadata:
+  name: ab-origin
+spec:
+  destination:
+    service: 127.0.0.1/32
+  ports:
+  - port: 25351
+    protocol: tcp
+EOF
+"$A" proxy --workers 1 --no-access-log -f "$RUN/rules" --listen 127.0.0.1:25353 --admin 127.0.0.1:25354 \
+  --forward 127.0.0.1:25352=127.0.0.1:25351 > "$RUN/a.log" 2>&1 &
+PID_A=$!; PIDS+=("$PID_A")
+"$B" proxy --workers 1 --no-access-log -f "$RUN/rules" --listen 127.0.0.1:25363 --admin 127.0.0.1:25364 \
+  --forward 127.0.0.1:25362=127.0.0.1:25351 > "$RUN/b.log" 2>&1 &
+PID_B=$!; PIDS+=("$PID_B")
+for p in 25351 25352 25362; do
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
+done
+sleep 1
+curl -sf http://127.0.0.1:25352/ >/dev/null && curl -sf http://127.0.0.1:25362/ >/dev/null \
+  || { echo "bench/proxy-ab.sh: a proxy does not serve the origin" >&2; cat "$RUN"/a.log "$RUN"/b.log >&2; exit 1; }
+
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run() {  # label port pid -> "label conn/s cpu-ticks"
+  local c0 c1 rps
+  c0=$(ticks "$3")
+  rps=$(timeout $((DUR + 20)) wrk -t"$WRK_T" -c"$WRK_C" -d"${DUR}s" -H "Connection: close" "http://127.0.0.1:$2/" \
+    | awk '/Requests\/sec/ {print $2}')
+  c1=$(ticks "$3")
+  echo "$1 ${rps:-0} $((c1 - c0))"
+}
+echo "A: $A"
+echo "B: $B"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $ROUNDS rounds of ${DUR}s; wrk -t$WRK_T -c$WRK_C, Connection: close"
+run warmup 25352 "$PID_A" >/dev/null
+run warmup 25362 "$PID_B" >/dev/null
+for r in $(seq "$ROUNDS"); do
+  if [ $((r % 2)) = 1 ]; then run A 25352 "$PID_A"; run B 25362 "$PID_B"; else run B 25362 "$PID_B"; run A 25352 "$PID_A"; fi
+done > "$RUN/results.txt"
+python3 - "$RUN/results.txt" "$DUR" "$(getconf CLK_TCK)" <<'PY'
+import statistics as st
+import sys
+
+rows = [line.split() for line in open(sys.argv[1])]
+dur, hz = float(sys.argv[2]), float(sys.argv[3])
+res = {"A": [], "B": []}
+for label, rps, ticks in rows:
+    rps = float(rps)
+    cpu_us = float(ticks) / hz * 1e6 / (rps * dur) if rps else float("nan")
+    res[label].append((rps, cpu_us))
+print("| round | A conn/s | B conn/s | A/B | A CPU µs/conn | B CPU µs/conn |")
+print("|---:|---:|---:|---:|---:|---:|")
+for i, (a, b) in enumerate(zip(res["A"], res["B"]), 1):
+    print(f"| {i} | {a[0]:,.0f} | {b[0]:,.0f} | {a[0] / b[0]:.3f} | {a[1]:.1f} | {b[1]:.1f} |")
+med = lambda xs: st.median(xs)
+ratios = [a[0] / b[0] for a, b in zip(res["A"], res["B"])]
+print()
+print(f"A: {med([x[0] for x in res['A']]):,.0f} conn/s, {med([x[1] for x in res['A']]):.1f} µs CPU per connection (medians)")
+print(f"B: {med([x[0] for x in res['B']]):,.0f} conn/s, {med([x[1] for x in res['B']]):.1f} µs CPU per connection (medians)")
+print(f"A/B connections/s: {med([x[0] for x in res['A']]) / med([x[0] for x in res['B']]):.3f} of medians, "
+      f"{med(ratios):.3f} median of per-round ratios")
+PY
