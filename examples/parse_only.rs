@@ -17,7 +17,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use rayon::prelude::*;
 use saphyr_parser::Event;
 
 use meshctl::load::{self, files};
@@ -92,16 +91,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let inputs = files::collect(&args.paths, true)?;
     anyhow::ensure!(args.jobs != Some(0), "--jobs must be at least 1");
     // The same threading as `meshctl validate`: no pool for one file or `-j 1`.
-    let threads = meshctl::cli::validate::worker_threads(args.jobs, inputs.len());
-    let tallies: Vec<std::io::Result<Tally>> = if threads <= 1 {
-        inputs.iter().map(parse).collect()
-    } else {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .context("starting worker threads")?;
-        pool.install(|| inputs.par_iter().map(parse).collect())
-    };
+    let tallies = meshctl::cli::validate::for_each_file(&inputs, args.jobs, parse)?;
     let mut total = Tally::default();
     for (input, tally) in inputs.iter().zip(tallies) {
         total = total + tally.with_context(|| input.display())?;

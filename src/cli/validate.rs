@@ -146,16 +146,26 @@ fn check_inputs(
     if jobs == Some(0) {
         return Err(UsageError("--jobs must be at least 1".to_string()).into());
     }
+    for_each_file(inputs, jobs, check)
+}
+
+/// Applies `f` to every input on `worker_threads` threads, keeping the inputs' order. One thread (a
+/// pre-commit hook's single file, or `-j 1`) runs on the calling thread, with no pool to start and
+/// stop. The parse-only floor (examples/parse_only.rs) calls this too, so both share the threading.
+pub fn for_each_file<T, F>(inputs: &[Input], jobs: Option<usize>, f: F) -> anyhow::Result<Vec<T>>
+where
+    T: Send,
+    F: Fn(&Input) -> T + Sync,
+{
     let threads = worker_threads(jobs, inputs.len());
     if threads <= 1 {
-        // One file (a pre-commit hook's usual call) or `-j 1`: no pool to start and stop.
-        return Ok(inputs.iter().map(check).collect());
+        return Ok(inputs.iter().map(f).collect());
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .context("starting worker threads")?;
-    Ok(pool.install(|| inputs.par_iter().map(check).collect()))
+    Ok(pool.install(|| inputs.par_iter().map(&f).collect()))
 }
 
 /// How many threads check `files` files: `--jobs`, or one per core, and never more than there are

@@ -149,22 +149,13 @@ impl Definition {
     }
 }
 
-/// FNV-1a over the kind, the namespace and the name (a separator byte that UTF-8 text never holds
-/// keeps `ab`+`c` apart from `a`+`bc`). Deterministic, so a run's output does not depend on it.
+/// A hash of (kind, namespace, name) with std's hasher and its fixed keys, so a run's output does not
+/// depend on it (strings hash with a terminator, which keeps `ab`+`c` apart from `a`+`bc`).
 fn key_hash(kind: Kind, namespace: &str, name: &str) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let kind_byte = [kind as u8];
-    for b in kind_byte
-        .iter()
-        .chain(namespace.as_bytes())
-        .chain(&[0xff])
-        .chain(name.as_bytes())
-    {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(PRIME);
-    }
-    h
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (kind, namespace, name).hash(&mut h);
+    h.finish()
 }
 
 /// What checking one file found.
@@ -325,25 +316,29 @@ fn related(a: &str, b: &str) -> bool {
 }
 
 fn object_ref(doc: &RuleDocument<'_>) -> ObjectRef {
-    let meta = doc.node.get("metadata").map(|e| &e.value);
-    let text = |key: &str| {
-        meta.and_then(|m| m.get(key))
-            .and_then(|e| e.value.as_str())
-            .map(str::to_string)
-    };
+    let (namespace, name) = identity(doc);
     ObjectRef {
         kind: Some(doc.kind.name().to_string()),
-        namespace: text("namespace"),
-        name: text("name"),
+        namespace: namespace.map(str::to_string),
+        name: name.map(|(n, _)| n.to_string()),
     }
+}
+
+/// The namespace and the name (with its place) of a rule, where they are strings.
+fn identity<'d>(doc: &'d RuleDocument<'_>) -> (Option<&'d str>, Option<(&'d str, Span)>) {
+    let Some(meta) = doc.node.get("metadata").map(|e| &e.value) else {
+        return (None, None);
+    };
+    let namespace = meta.get("namespace").and_then(|e| e.value.as_str());
+    let name = meta.get("name").and_then(|e| Some((e.value.as_str()?, e.value.span)));
+    (namespace, name)
 }
 
 /// The namespace (when set), the name and the name's place of a rule that has a string name.
 fn definition_of<'d>(doc: &'d RuleDocument<'_>) -> Option<(Option<&'d str>, &'d str, Span)> {
-    let meta = &doc.node.get("metadata")?.value;
-    let name = &meta.get("name")?.value;
-    let namespace = meta.get("namespace").and_then(|e| e.value.as_str());
-    Some((namespace, name.as_str()?, name.span))
+    let (namespace, name) = identity(doc);
+    let (name, span) = name?;
+    Some((namespace, name, span))
 }
 
 /// Warns about rules defined more than once (same kind, namespace and name), at every later definition.
