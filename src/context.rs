@@ -142,7 +142,8 @@ impl Config {
             message,
         };
         let text = crate::load::decode(bytes).map_err(|p| invalid(p.message))?;
-        let stream = crate::load::yaml::parse_stream(text, crate::load::Limits::default());
+        let arena = bumpalo::Bump::new();
+        let stream = crate::load::yaml::parse_stream(text, &arena, crate::load::Limits::default());
         if let Some(p) = stream.problems.first() {
             let at = p
                 .span

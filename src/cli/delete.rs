@@ -188,7 +188,8 @@ fn keys_from_files(
             continue;
         }
         let Ok(src) = load::decode(&bytes) else { continue };
-        let stream = load::yaml::parse_stream(src, load::Limits::default());
+        let arena = bumpalo::Bump::new();
+        let stream = load::yaml::parse_stream(src, &arena, load::Limits::default());
         let mut problems = Vec::new();
         let mut counts = Counts::default();
         for doc in load::rule_documents(&stream, &LoadOptions::default(), &mut problems, &mut counts) {

@@ -189,10 +189,10 @@ impl<'de, 'c, 'n> de::Deserializer<'de> for NodeDe<'c, 'n> {
                 Resolved::Bool(b) => visitor.visit_bool(b),
                 Resolved::Int(i) => match i64::try_from(i) {
                     Ok(v) => visitor.visit_i64(v),
-                    Err(_) => visitor.visit_str(&s.text),
+                    Err(_) => visitor.visit_str(s.text),
                 },
                 Resolved::Float(f) => visitor.visit_f64(f),
-                Resolved::Str => visitor.visit_str(&s.text),
+                Resolved::Str => visitor.visit_str(s.text),
             },
             Value::Seq(items) => visitor.visit_seq(Seq {
                 items,
@@ -208,10 +208,7 @@ impl<'de, 'c, 'n> de::Deserializer<'de> for NodeDe<'c, 'n> {
         let v = match self.scalar() {
             Some((_, Resolved::Bool(b))) => b,
             Some((s, Resolved::Str))
-                if matches!(
-                    s.text.as_ref(),
-                    "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n"
-                ) =>
+                if matches!(s.text, "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n") =>
             {
                 let help = if s.plain {
                     "YAML 1.2 reads yes/no/on/off as strings; write true or false".to_string()
@@ -257,7 +254,7 @@ impl<'de, 'c, 'n> de::Deserializer<'de> for NodeDe<'c, 'n> {
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         let text: &str = match self.scalar() {
-            Some((s, Resolved::Str)) => &s.text,
+            Some((s, Resolved::Str)) => s.text,
             _ => {
                 self.wrong_type("a string", self.quote_help());
                 ""
@@ -297,7 +294,7 @@ impl<'de, 'c, 'n> de::Deserializer<'de> for NodeDe<'c, 'n> {
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value, Error> {
         if name == "Duration" {
             let text: &str = match self.scalar() {
-                Some((s, Resolved::Str)) => &s.text,
+                Some((s, Resolved::Str)) => s.text,
                 Some((s, Resolved::Int(_) | Resolved::Float(_))) => {
                     let help = format!("add a unit: {}s for seconds, {}ms for milliseconds", s.text, s.text);
                     self.wrong_type("a duration such as 10s or 500ms", Some(help));
@@ -364,18 +361,18 @@ impl<'de, 'c, 'n> de::Deserializer<'de> for NodeDe<'c, 'n> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Error> {
-        let chosen = match self.scalar() {
-            Some((s, Resolved::Str)) if variants.contains(&s.text.as_ref()) => s.text.to_string(),
+        let chosen: &str = match self.scalar() {
+            Some((s, Resolved::Str)) if variants.contains(&s.text) => s.text,
             _ => {
                 let help = match self.scalar() {
                     Some((s, _)) => {
-                        did_you_mean(&s.text, variants.iter().copied()).map(|v| format!("did you mean `{v}`?"))
+                        did_you_mean(s.text, variants.iter().copied()).map(|v| format!("did you mean `{v}`?"))
                     }
                     None => None,
                 }
                 .or_else(|| Some(format!("one of: {}", variants.join(", "))));
                 self.wrong_type(&format!("one of {}", variants.join(", ")), help);
-                variants.first().map(|v| v.to_string()).unwrap_or_default()
+                variants.first().copied().unwrap_or_default()
             }
         };
         self.locate(visitor.visit_enum(chosen.into_deserializer()))
@@ -418,6 +415,7 @@ struct Seq<'c, 'n> {
 impl<'de> SeqAccess<'de> for Seq<'_, '_> {
     type Error = Error;
 
+    #[inline(never)]
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
         let Some(node) = self.items.get(self.index) else {
             return Ok(None);
@@ -459,9 +457,9 @@ impl<'de> MapAccess<'de> for Map<'_, '_> {
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
         while let Some(entry) = self.entries.get(self.index) {
             if let Some(fields) = self.fields {
-                if !fields.contains(&entry.key.as_ref()) {
+                if !fields.contains(&entry.key) {
                     self.index += 1;
-                    let help = match did_you_mean(&entry.key, fields.iter().copied()) {
+                    let help = match did_you_mean(entry.key, fields.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => format!("the fields here are: {}", fields.join(", ")),
                     };
@@ -470,23 +468,24 @@ impl<'de> MapAccess<'de> for Map<'_, '_> {
                         entry.key_span,
                         format!("unknown field `{}`", entry.key),
                         Some(help),
-                        Some(Seg::Key(&entry.key)),
+                        Some(Seg::Key(entry.key)),
                     );
                     continue;
                 }
             }
-            let key: de::value::StrDeserializer<'_, Error> = entry.key.as_ref().into_deserializer();
+            let key: de::value::StrDeserializer<'_, Error> = entry.key.into_deserializer();
             return seed.deserialize(key).map(Some);
         }
         Ok(None)
     }
 
+    #[inline(never)]
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         let Some(entry) = self.entries.get(self.index) else {
             return Err(de::Error::custom("value requested past the end of a mapping"));
         };
         self.index += 1;
-        self.ctx.with(Seg::Key(&entry.key), || {
+        self.ctx.with(Seg::Key(entry.key), || {
             seed.deserialize(NodeDe {
                 node: &entry.value,
                 ctx: self.ctx,

@@ -182,7 +182,8 @@ mod tests {
     /// Emits `value`, reads it back with the loader, and compares.
     fn round_trip(value: &Value) {
         let text = to_yaml(value);
-        let stream = parse_stream(&text, Limits::default());
+        let arena = bumpalo::Bump::new();
+        let stream = parse_stream(&text, &arena, Limits::default());
         assert!(stream.problems.is_empty(), "{text}\n{:?}", stream.problems);
         let root = stream.documents.first().and_then(|d| d.root.as_ref());
         let back = root.map_or(Value::Null, node_to_json);

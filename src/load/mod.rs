@@ -392,7 +392,7 @@ fn typed<'a>(
     let mut spec = None;
     let mut recovered = true;
     for entry in node.as_map().unwrap_or_default() {
-        match entry.key.as_ref() {
+        match entry.key {
             "apiVersion" | "kind" => {}
             "metadata" => {
                 let sub = de::Ctx::new(&with(base, "metadata"), index);

@@ -8,30 +8,33 @@ use std::borrow::Cow;
 
 use crate::diag::Span;
 
-#[derive(Debug, Clone, PartialEq)]
+/// A node of a document. The tree lives in an arena (see `load::yaml::parse_stream`): children and
+/// text are borrowed slices, so a node is a plain copyable value and a whole file's tree is freed at
+/// once when its arena is.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Node<'a> {
     pub value: Value<'a>,
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value<'a> {
     Scalar(Scalar<'a>),
-    Seq(Vec<Node<'a>>),
-    Map(Vec<Entry<'a>>),
+    Seq(&'a [Node<'a>]),
+    Map(&'a [Entry<'a>]),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scalar<'a> {
-    pub text: Cow<'a, str>,
+    pub text: &'a str,
     /// Unquoted, so subject to type resolution (`true`, `3`, `null`).
     pub plain: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Entry<'a> {
     /// The key as text (keys are always scalars) and its position.
-    pub key: Cow<'a, str>,
+    pub key: &'a str,
     pub key_span: Span,
     pub value: Node<'a>,
 }
@@ -51,7 +54,7 @@ impl Scalar<'_> {
         if !self.plain {
             return Resolved::Str;
         }
-        resolve_plain(&self.text)
+        resolve_plain(self.text)
     }
 }
 
@@ -111,8 +114,8 @@ pub fn resolve_plain(t: &str) -> Resolved {
 }
 
 impl<'a> Node<'a> {
-    pub fn as_map(&self) -> Option<&[Entry<'a>]> {
-        match &self.value {
+    pub fn as_map(&self) -> Option<&'a [Entry<'a>]> {
+        match self.value {
             Value::Map(entries) => Some(entries),
             _ => None,
         }
@@ -126,19 +129,19 @@ impl<'a> Node<'a> {
     }
 
     /// The value of `key` in a mapping node.
-    pub fn get(&self, key: &str) -> Option<&Entry<'a>> {
+    pub fn get(&self, key: &str) -> Option<&'a Entry<'a>> {
         self.as_map()?.iter().find(|e| e.key == key)
     }
 
     /// A plain `null`, `~` or empty value.
     pub fn is_null(&self) -> bool {
-        matches!(&self.value, Value::Scalar(s) if s.plain && matches!(resolve_plain(&s.text), Resolved::Null))
+        matches!(&self.value, Value::Scalar(s) if s.plain && matches!(resolve_plain(s.text), Resolved::Null))
     }
 
     /// The scalar's text when it is a string (quoted, or plain and not null/bool/number).
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
-            Value::Scalar(s) if s.resolve() == Resolved::Str => Some(&s.text),
+            Value::Scalar(s) if s.resolve() == Resolved::Str => Some(s.text),
             _ => None,
         }
     }
@@ -152,7 +155,7 @@ impl<'a> Node<'a> {
                 Resolved::Null => "null".to_string(),
                 Resolved::Bool(b) => format!("the boolean {b}"),
                 Resolved::Int(_) | Resolved::Float(_) => format!("the number {}", s.text),
-                Resolved::Str => format!("the string {:?}", truncate(&s.text, 40)),
+                Resolved::Str => format!("the string {:?}", truncate(s.text, 40)),
             },
         }
     }

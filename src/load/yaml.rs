@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use bumpalo::Bump;
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, StrInput};
 
 use super::Problem;
@@ -88,7 +89,7 @@ enum Frame<'a> {
     },
     Map {
         first: usize,
-        key: Option<(Cow<'a, str>, Span)>,
+        key: Option<(&'a str, Span)>,
         merges: Vec<Node<'a>>,
         start: Pos,
         anchor: usize,
@@ -97,6 +98,7 @@ enum Frame<'a> {
 }
 
 struct Builder<'a> {
+    arena: &'a Bump,
     limits: Limits,
     stack: Vec<Frame<'a>>,
     /// The items of the open sequences, innermost last.
@@ -125,10 +127,12 @@ pub fn next_event<'a>(
     parser.next_event()
 }
 
-/// Parses every document in `src`.
-pub fn parse_stream(src: &str, limits: Limits) -> Stream<'_> {
+/// Parses every document in `src`. The trees are built in `arena` (text the parser had to copy, and
+/// every collection's children): nothing of a tree is freed on its own, the arena frees it all at once.
+pub fn parse_stream<'a>(src: &'a str, arena: &'a Bump, limits: Limits) -> Stream<'a> {
     let mut parser = Parser::new_from_str(src);
     let mut b = Builder {
+        arena,
         limits,
         stack: Vec::new(),
         items: Vec::new(),
@@ -245,6 +249,12 @@ impl<'a> Builder<'a> {
                         _ => self.unsupported_tag(&tag.handle, &tag.suffix, at),
                     }
                 }
+                let text: &'a str = match text {
+                    Cow::Borrowed(t) => t,
+                    // The parser's own copy is freed at once, so the allocator hands the same memory
+                    // out for the next scalar.
+                    Cow::Owned(t) => self.arena.alloc_str(&t),
+                };
                 let node = Node {
                     value: Value::Scalar(Scalar { text, plain }),
                     span: at,
@@ -280,7 +290,9 @@ impl<'a> Builder<'a> {
                 let Some(frame) = self.stack.pop() else { return Ok(()) };
                 match frame {
                     Frame::Seq { first, start, anchor } => {
-                        let items = self.items.split_off(first);
+                        let items: &'a [Node<'a>] =
+                            self.arena.alloc_slice_copy(self.items.get(first..).unwrap_or_default());
+                        self.items.truncate(first);
                         let end = collection_end(at, items.last().map(|n| n.span.end), start);
                         let node = Node {
                             value: Value::Seq(items),
@@ -295,9 +307,13 @@ impl<'a> Builder<'a> {
                         anchor,
                         ..
                     } => {
-                        let mut entries = self.entries.split_off(first);
-                        let end = collection_end(at, entries.last().map(|e| e.value.span.end), start);
-                        merge_into(&mut entries, merges);
+                        let own = self.entries.get(first..).unwrap_or_default();
+                        let end = collection_end(at, own.last().map(|e| e.value.span.end), start);
+                        merge_into(&mut self.entries, first, &merges);
+                        let entries: &'a [Entry<'a>] = self
+                            .arena
+                            .alloc_slice_copy(self.entries.get(first..).unwrap_or_default());
+                        self.entries.truncate(first);
                         let node = Node {
                             value: Value::Map(entries),
                             span: Span { start, end },
@@ -334,7 +350,7 @@ impl<'a> Builder<'a> {
                     );
                     return Err(Fatal);
                 }
-                let mut copy = node.clone();
+                let mut copy = *node;
                 copy.span = at;
                 self.complete(copy, 0)
             }
@@ -395,7 +411,7 @@ impl<'a> Builder<'a> {
                         .unwrap_or(self.items.len());
                     segs.push(Seg::Index(end - first));
                 }
-                Frame::Map { key: Some((k, _)), .. } => segs.push(Seg::Key(k.as_ref())),
+                Frame::Map { key: Some((k, _)), .. } => segs.push(Seg::Key(k)),
                 Frame::Map { key: None, .. } => {}
             }
         }
@@ -407,7 +423,7 @@ impl<'a> Builder<'a> {
     fn complete(&mut self, node: Node<'a>, anchor: usize) -> Result<(), Fatal> {
         if anchor != 0 {
             let count = count_nodes(&node);
-            self.anchors.insert(anchor, (node.clone(), count));
+            self.anchors.insert(anchor, (node, count));
         }
         let document = self.document;
         match self.stack.last_mut() {
@@ -429,7 +445,7 @@ impl<'a> Builder<'a> {
                             "a mapping key must be a string, not a list or mapping",
                             document,
                         ));
-                        *key = Some((Cow::Borrowed(""), node.span));
+                        *key = Some(("", node.span));
                         *skip_value = true;
                     }
                 },
@@ -441,13 +457,19 @@ impl<'a> Builder<'a> {
                         merges.push(node);
                         return Ok(());
                     }
-                    if let Some(earlier) = self.entries[*first..].iter().find(|e| e.key == k) {
+                    if let Some(earlier) = self
+                        .entries
+                        .get(*first..)
+                        .unwrap_or_default()
+                        .iter()
+                        .find(|e| e.key == k)
+                    {
                         let first_line = earlier.key_span.start.line;
                         let problem =
                             Problem::at(Code::DuplicateKey, key_span, format!("duplicate key `{k}`"), document).with_help(format!(
                                 "`{k}` is already set on line {first_line}; YAML parsers disagree on which value wins, so remove one"
                             ));
-                        let field = self.field_path(&k);
+                        let field = self.field_path(k);
                         self.problems.push(problem.with_field(field));
                         return Ok(());
                     }
@@ -463,24 +485,25 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Applies `<<` merge keys: entries of the merged mappings that the mapping does not set itself.
-fn merge_into<'a>(entries: &mut Vec<Entry<'a>>, merges: Vec<Node<'a>>) {
+/// Applies `<<` merge keys to the mapping whose entries are `entries[first..]`: entries of the merged
+/// mappings that the mapping does not set itself.
+fn merge_into<'a>(entries: &mut Vec<Entry<'a>>, first: usize, merges: &[Node<'a>]) {
     for merge in merges {
-        let sources = match merge.value {
-            Value::Map(m) => vec![m],
-            Value::Seq(items) => items
-                .into_iter()
-                .filter_map(|n| match n.value {
-                    Value::Map(m) => Some(m),
-                    _ => None,
-                })
-                .collect(),
-            Value::Scalar(_) => Vec::new(),
+        let sources: &[Node<'a>] = match &merge.value {
+            Value::Map(_) => std::slice::from_ref(merge),
+            Value::Seq(items) => items,
+            Value::Scalar(_) => &[],
         };
         for source in sources {
+            let Value::Map(source) = source.value else { continue };
             for entry in source {
-                if !entries.iter().any(|e| e.key == entry.key) {
-                    entries.push(entry);
+                if !entries
+                    .get(first..)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|e| e.key == entry.key)
+                {
+                    entries.push(*entry);
                 }
             }
         }
@@ -492,5 +515,80 @@ fn count_nodes(node: &Node<'_>) -> usize {
         Value::Scalar(_) => 1,
         Value::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
         Value::Map(entries) => 1 + entries.iter().map(|e| 1 + count_nodes(&e.value)).sum::<usize>(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bumpalo::Bump;
+
+    use super::{Limits, parse_stream};
+    use crate::load::node::{Node, Value};
+
+    fn keys<'a>(node: &Node<'a>) -> Vec<&'a str> {
+        node.as_map().unwrap_or_default().iter().map(|e| e.key).collect()
+    }
+
+    #[test]
+    fn merge_keys_fill_in_what_the_mapping_does_not_set_in_order() {
+        let arena = Bump::new();
+        let src = "base: &b {a: 1, b: 2}\nother: &o {b: 3, c: 4}\nm:\n  <<: [*b, *o]\n  a: 9\n";
+        let stream = parse_stream(src, &arena, Limits::default());
+        assert!(stream.problems.is_empty(), "{:?}", stream.problems);
+        let root = stream.documents[0].root.as_ref().map(|r| r.get("m"));
+        let m = &root.flatten().map(|e| e.value).expect("m is there");
+        assert_eq!(keys(m), ["a", "b", "c"]);
+        let text = |k: &str| m.get(k).and_then(|e| e.value.as_scalar()).map(|s| s.text);
+        assert_eq!(text("a"), Some("9"), "the mapping's own value wins");
+        assert_eq!(text("b"), Some("2"), "the first merged mapping wins over the second");
+        assert_eq!(text("c"), Some("4"));
+    }
+
+    #[test]
+    fn an_empty_mapping_ends_where_it_starts_not_at_its_parents_last_entry() {
+        let arena = Bump::new();
+        let src = "a: 1\nb: {}\nc:\n  d: {}\n";
+        let stream = parse_stream(src, &arena, Limits::default());
+        let root = stream.documents[0].root.as_ref().expect("a root");
+        let b = root.get("b").expect("b").value;
+        assert!(matches!(b.value, Value::Map(m) if m.is_empty()));
+        assert_eq!((b.span.start.line, b.span.end.line), (2, 2));
+        let d = root.get("c").and_then(|c| c.value.get("d")).expect("c.d").value;
+        assert_eq!((d.span.start.line, d.span.start.column), (4, 6));
+        assert_eq!(d.span.end.line, 4);
+    }
+
+    #[test]
+    fn aliases_copy_the_anchored_node_and_take_the_alias_position() {
+        let arena = Bump::new();
+        let src = "x: &l [1, 2]\ny: *l\n";
+        let stream = parse_stream(src, &arena, Limits::default());
+        let root = stream.documents[0].root.as_ref().expect("a root");
+        let y = root.get("y").expect("y").value;
+        let Value::Seq(items) = y.value else {
+            panic!("y is a list: {y:?}")
+        };
+        assert_eq!(
+            items
+                .iter()
+                .filter_map(|n| n.as_scalar())
+                .map(|s| s.text)
+                .collect::<Vec<_>>(),
+            ["1", "2"]
+        );
+        assert_eq!((y.span.start.line, y.span.start.column), (2, 4));
+    }
+
+    #[test]
+    fn text_the_parser_had_to_rewrite_is_kept_in_the_arena() {
+        let arena = Bump::new();
+        let src = "folded: >\n  one\n  two\nquoted: \"tab\\there\"\nplain: word\n";
+        let stream = parse_stream(src, &arena, Limits::default());
+        let root = stream.documents[0].root.as_ref().expect("a root");
+        let text = |k: &str| root.get(k).and_then(|e| e.value.as_scalar()).map(|s| s.text);
+        assert_eq!(text("folded"), Some("one two\n"));
+        assert_eq!(text("quoted"), Some("tab\there"));
+        assert_eq!(text("plain"), Some("word"));
+        assert!(arena.allocated_bytes() > 0);
     }
 }

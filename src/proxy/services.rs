@@ -113,7 +113,8 @@ impl Registry {
 
     /// Parses a services file's text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Registry, String> {
-        let stream = yaml::parse_stream(text, yaml::Limits::default());
+        let arena = bumpalo::Bump::new();
+        let stream = yaml::parse_stream(text, &arena, yaml::Limits::default());
         let mut w = Walk {
             file,
             errors: Vec::new(),
@@ -272,14 +273,14 @@ impl Walk<'_> {
             self.error(node.span, at, format!("expected a mapping, found {}", node.describe()));
             return None;
         };
-        for e in entries.iter().filter(|e| !known.contains(&e.key.as_ref())) {
-            let hint = match did_you_mean(&e.key, known.iter().copied()) {
+        for e in entries.iter().filter(|e| !known.contains(&e.key)) {
+            let hint = match did_you_mean(e.key, known.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!("the fields here are {}", known.join(", ")),
             };
             self.error(
                 e.key_span,
-                &join(at, Seg::Key(&e.key)),
+                &join(at, Seg::Key(e.key)),
                 format!("unknown field `{}`; {hint}", e.key),
             );
         }
@@ -452,8 +453,8 @@ impl Walk<'_> {
         };
         let mut labels = BTreeMap::new();
         for e in entries {
-            let here = join(at, Seg::Key(&e.key));
-            if let Some(problem) = label_key_problem(&e.key) {
+            let here = join(at, Seg::Key(e.key));
+            if let Some(problem) = label_key_problem(e.key) {
                 self.error(e.key_span, &here, problem);
                 continue;
             }

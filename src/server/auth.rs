@@ -205,7 +205,8 @@ pub fn load_file(path: &Path) -> Result<Tokens, String> {
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<TokenEntry>, String> {
     let file = path.display();
     let src = load::decode(bytes).map_err(|p| format!("{file}: {}", p.message))?;
-    let stream = yaml::parse_stream(src, yaml::Limits::default());
+    let arena = bumpalo::Bump::new();
+    let stream = yaml::parse_stream(src, &arena, yaml::Limits::default());
     if let Some(p) = stream.problems.first() {
         return Err(located(&file.to_string(), p));
     }
@@ -312,7 +313,8 @@ pub fn add_entry(path: &Path, entry: TokenEntry) -> Result<(), AddError> {
             parse(path, &bytes).map_err(AddError::File)?;
             // Keep the entries as written (and checked), through the JSON view of the file.
             let src = load::decode(&bytes).map_err(|p| AddError::File(format!("{file}: {}", p.message)))?;
-            let stream = yaml::parse_stream(src, yaml::Limits::default());
+            let arena = bumpalo::Bump::new();
+            let stream = yaml::parse_stream(src, &arena, yaml::Limits::default());
             match stream.documents.first().and_then(|d| d.root.as_ref()) {
                 Some(root) => match load::emit::node_to_json(root) {
                     serde_json::Value::Object(mut map) => match map.remove("tokens") {

@@ -39,7 +39,8 @@ fn load(name: &str, text: &[u8]) -> Vec<Resource> {
 
 /// The traffic-rule objects of a file as plain JSON, in file order, unwrapping Lists.
 fn source_objects(text: &str) -> Vec<Value> {
-    let stream = parse_stream(text, Limits::default());
+    let arena = bumpalo::Bump::new();
+    let stream = parse_stream(text, &arena, Limits::default());
     let mut out = Vec::new();
     for doc in &stream.documents {
         let Some(root) = &doc.root else { continue };
