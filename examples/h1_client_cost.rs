@@ -1,5 +1,5 @@
 //! What hyper's HTTP/1 client costs per request on a keep-alive connection, next to the least a
-//! client must do (write the request, read and frame the answer), for `bench/h1-client.sh`.
+//! client must do (write the request, read and frame the answer), for `bench/h1-cost.sh`.
 //!
 //! ```text
 //! cargo run --release --example h1_client_cost -- ADDR [--conns 16] [--secs 4] [--rounds 6]
@@ -22,6 +22,9 @@ use http_body_util::{BodyExt, Empty};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
 #[derive(Debug, Parser)]
 #[command(about = "CPU per request of hyper's HTTP/1 client against a minimal one")]
 struct Args {
@@ -42,20 +45,6 @@ struct Args {
 enum Client {
     Hyper,
     Minimal,
-}
-
-/// This process's user and system CPU time, in clock ticks.
-fn cpu_ticks() -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    // The command name may hold spaces; the fields counted from the closing parenthesis do not.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("unexpected /proc/self/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| -> anyhow::Result<u64> { Ok(fields.get(i).context("short /proc/self/stat")?.parse()?) };
-    // utime and stime are fields 14 and 15 of the line; 12 and 13 after the command name.
-    Ok(field(11)? + field(12)?)
 }
 
 async fn hyper_client(addr: String, until: Instant) -> anyhow::Result<u64> {
@@ -117,10 +106,10 @@ async fn minimal_client(addr: String, until: Instant) -> anyhow::Result<u64> {
 }
 
 /// One client for `secs`: (requests/s, CPU µs per request).
-fn measure(args: &Args, client: Client, hz: f64) -> anyhow::Result<(f64, f64)> {
+fn measure(args: &Args, client: Client) -> anyhow::Result<(f64, f64)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let local = tokio::task::LocalSet::new();
-    let before = cpu_ticks()?;
+    let before = cpu::cpu_seconds()?;
     let total = local.block_on(&rt, async {
         let until = Instant::now() + Duration::from_secs(args.secs);
         let tasks: Vec<_> = (0..args.conns)
@@ -140,7 +129,7 @@ fn measure(args: &Args, client: Client, hz: f64) -> anyhow::Result<(f64, f64)> {
         }
         anyhow::Ok(total)
     })?;
-    let cpu_s = (cpu_ticks()? - before) as f64 / hz;
+    let cpu_s = cpu::cpu_seconds()? - before;
     if total == 0 {
         bail!("no request completed");
     }
@@ -154,12 +143,6 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let hz = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse::<f64>().ok())
-        .unwrap_or(100.0);
     println!("| round | hyper req/s | minimal req/s | hyper CPU µs/req | minimal CPU µs/req |");
     println!("|---:|---:|---:|---:|---:|");
     let (mut hyper, mut minimal) = (Vec::new(), Vec::new());
@@ -170,7 +153,7 @@ fn main() -> anyhow::Result<()> {
             [Client::Minimal, Client::Hyper]
         };
         for client in order {
-            let m = measure(&args, client, hz)?;
+            let m = measure(&args, client)?;
             match client {
                 Client::Hyper => hyper.push(m),
                 Client::Minimal => minimal.push(m),
