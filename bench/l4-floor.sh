@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# meshctl's L4 forward and nginx `stream` against the least a forwarder can do per connection
+# (examples/l4_floor: one epoll loop, no rules, no log, no timeouts), on new connections/s: how much of
+# a proxy's CPU per connection is the kernel's TCP work that any proxy pays, and how much is left to
+# win in the proxy itself (issue 4, "new connections/s ahead of both peers"; docs/BENCHMARKS.md, proxy
+# section).
+#
+#   bench/l4-floor.sh        # ROUNDS=6 DUR=4 WRK_T=2 WRK_C=64 may be set
+#
+# Starts on 127.0.0.1 one nginx origin (:25471, a 64-byte page, bench/peers/nginx-origin.conf's
+# settings), `meshctl proxy --workers 1 --no-access-log` forwarding :25472 to it (one EgressRule
+# allowing it) and nginx `stream` with one worker forwarding :25475 to it (bench/peers/nginx-proxy.conf's
+# settings); each round runs `wrk -tWRK_T -cWRK_C -dDUR -H "Connection: close"` against meshctl, nginx
+# and a new l4_floor process (a port chosen by the OS), in an order rotated from round to round.
+# Prints per round and as medians: connections/s and CPU per connection (utime+stime of the proxy's
+# processes over the run; the floor reports its own). Needs nginx, libnginx-mod-stream and wrk; stops
+# every process it started by its PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-6}
+DUR=${DUR:-4}
+WRK_T=${WRK_T:-2}
+WRK_C=${WRK_C:-64}
+for tool in nginx wrk python3; do
+  command -v "$tool" >/dev/null || { echo "bench/l4-floor.sh: $tool is missing" >&2; exit 2; }
+done
+for p in 25471 25472 25473 25474 25475; do
+  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "bench/l4-floor.sh: port $p in use" >&2; exit 2; fi
+done
+cargo build --release --bin meshctl --example l4_floor >&2
+
+RUN=$(mktemp -d -t l4-floor.XXXXXX)
+chmod 755 "$RUN"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+
+mkdir -p "$RUN"/origin/{logs,tmp,html} "$RUN/rules"
+printf '%s\n' "hello from the nginx origin; this static body is 64 bytes long." > "$RUN/origin/html/index.html"
+sed 's/127.0.0.1:25301/127.0.0.1:25471/' bench/peers/nginx-origin.conf > "$RUN/origin.conf"
+nginx -p "$RUN/origin/" -c "$RUN/origin.conf" -e "$RUN/origin/logs/error.log" \
+  -g "daemon off; worker_processes 1;" > "$RUN/origin/logs/stdout.log" 2>&1 &
+PIDS+=($!)
+cat > "$RUN/rules/origin.yaml" <<'YAML'
+apiVersion: config.istio.io/v1alpha2
+kind: EgressRule
+metadata:
+  name: floor-origin
+spec:
+  destination:
+    service: 127.0.0.1/32
+  ports:
+  - port: 25471
+    protocol: tcp
+YAML
+target/release/meshctl proxy --workers 1 --no-access-log -f "$RUN/rules" --listen 127.0.0.1:25473 \
+  --admin 127.0.0.1:25474 --forward 127.0.0.1:25472=127.0.0.1:25471 > "$RUN/meshctl.log" 2>&1 &
+MESHCTL=$!; PIDS+=("$MESHCTL")
+mkdir -p "$RUN"/nproxy/{logs,tmp}
+sed -e '/proxy_pass 127.0.0.1:25201/d' -e 's/listen 127.0.0.1:25212/listen 127.0.0.1:25475/' \
+  -e 's/proxy_pass 127.0.0.1:25301/proxy_pass 127.0.0.1:25471/' bench/peers/nginx-proxy.conf > "$RUN/nproxy.conf"
+nginx -p "$RUN/nproxy/" -c "$RUN/nproxy.conf" -e "$RUN/nproxy/logs/error.log" \
+  -g "daemon off; worker_processes 1;" > "$RUN/nproxy/logs/stdout.log" 2>&1 &
+NGINX=$!; PIDS+=("$NGINX")
+for p in 25471 25472 25475; do
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
+done
+sleep 1
+curl -sf http://127.0.0.1:25472/ >/dev/null || { echo "bench/l4-floor.sh: meshctl does not serve the origin" >&2; cat "$RUN/meshctl.log" >&2; exit 1; }
+curl -sf http://127.0.0.1:25475/ >/dev/null || { echo "bench/l4-floor.sh: nginx stream does not serve the origin" >&2; cat "$RUN/nproxy/logs/error.log" >&2; exit 1; }
+
+wrk_rate() {  # url -> conn/s
+  timeout $((DUR + 20)) wrk -t"$WRK_T" -c"$WRK_C" -d"${DUR}s" -H "Connection: close" "$1" | awk '/Requests\/sec/ {print $2}'
+}
+ticks() {  # pid... -> utime+stime of those processes and their children, in clock ticks
+  local t=0 p
+  for p in "$@" $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
+hz=$(getconf CLK_TCK)
+run_proxy() {  # name port pid
+  local c0 c1 rate
+  c0=$(ticks "$3")
+  rate=$(wrk_rate "http://127.0.0.1:$2/")
+  c1=$(ticks "$3")
+  python3 -c "import sys; r=float(sys.argv[2]); print(sys.argv[1], r, (int(sys.argv[3]) / float(sys.argv[4])) / (r * float(sys.argv[5])) * 1e6)" \
+    "$1" "${rate:-0}" "$((c1 - c0))" "$hz" "$DUR"
+}
+run_floor() {
+  local out=$RUN/floor.txt addr="" rate
+  target/release/examples/l4_floor --to 127.0.0.1:25471 --secs "$DUR" > "$out" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 100); do
+    addr=$(sed -n 's/^listening on //p' "$out")
+    [ -n "$addr" ] && break
+    sleep 0.05
+  done
+  [ -n "$addr" ] || { echo "bench/l4-floor.sh: l4_floor did not start:" >&2; cat "$out" >&2; exit 1; }
+  rate=$(wrk_rate "http://$addr/")
+  wait "$pid" || true
+  echo "floor ${rate:-0} $(sed -n 's/.* \([0-9.]*\) µs CPU per connection$/\1/p' "$out")"
+}
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $ROUNDS rounds of ${DUR}s; wrk -t$WRK_T -c$WRK_C, Connection: close"
+wrk_rate http://127.0.0.1:25472/ > /dev/null
+wrk_rate http://127.0.0.1:25475/ > /dev/null
+for r in $(seq "$ROUNDS"); do
+  case $((r % 3)) in
+    1) run_proxy meshctl 25472 "$MESHCTL"; run_proxy nginx 25475 "$NGINX"; run_floor ;;
+    2) run_proxy nginx 25475 "$NGINX"; run_floor; run_proxy meshctl 25472 "$MESHCTL" ;;
+    0) run_floor; run_proxy meshctl 25472 "$MESHCTL"; run_proxy nginx 25475 "$NGINX" ;;
+  esac
+done > "$RUN/results.txt"
+python3 - "$RUN/results.txt" <<'PY'
+import statistics as st
+import sys
+
+names = ["meshctl", "nginx", "floor"]
+res = {n: [] for n in names}
+for line in open(sys.argv[1]):
+    name, rate, us = line.split()
+    res[name].append((float(rate), float(us)))
+print("| round | " + " | ".join(f"{n} conn/s" for n in names) + " | " + " | ".join(f"{n} CPU µs/conn" for n in names) + " |")
+print("|---:" * (1 + 2 * len(names)) + "|")
+for i, row in enumerate(zip(*(res[n] for n in names)), 1):
+    print(f"| {i} | " + " | ".join(f"{r[0]:,.0f}" for r in row) + " | " + " | ".join(f"{r[1]:.1f}" for r in row) + " |")
+med = {n: (st.median(x[0] for x in res[n]), st.median(x[1] for x in res[n])) for n in names}
+print()
+for n in names:
+    print(f"{n}: {med[n][0]:,.0f} conn/s, {med[n][1]:.1f} µs CPU per connection (medians)")
+for n in ["meshctl", "nginx"]:
+    print(f"{n} / floor: {med[n][1] / med['floor'][1]:.2f}x CPU per connection, {med[n][0] / med['floor'][0]:.2f}x connections/s")
+PY
