@@ -18,27 +18,13 @@ CONNS=${CONNS:-16}
 for tool in nginx wrk; do
   command -v "$tool" >/dev/null || { echo "bench/h1-cost.sh: $tool is missing (apt-get install -y nginx wrk)" >&2; exit 2; }
 done
-if (exec 3<>/dev/tcp/127.0.0.1/25451) 2>/dev/null; then echo "bench/h1-cost.sh: port 25451 in use" >&2; exit 2; fi
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+port_free bench/h1-cost.sh 25451
 
 cargo build --release --example h1_client_cost --example h1_server_cost >&2
-RUN=$(mktemp -d -t h1-cost.XXXXXX)
-chmod 755 "$RUN"
-ORIGIN=""
-SERVER=""
-cleanup() {
-  [ -n "$ORIGIN" ] && kill -TERM "$ORIGIN" 2>/dev/null || true
-  [ -n "$SERVER" ] && kill -TERM "$SERVER" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$RUN"
-}
-trap cleanup EXIT
-mkdir -p "$RUN"/origin/{logs,tmp,html}
-printf '%s\n' "hello from the nginx origin; this static body is 64 bytes long." > "$RUN/origin/html/index.html"
-sed 's/127.0.0.1:25301/127.0.0.1:25451/' bench/peers/nginx-origin.conf > "$RUN/origin.conf"
-nginx -p "$RUN/origin/" -c "$RUN/origin.conf" -e "$RUN/origin/logs/error.log" \
-  -g "daemon off; worker_processes 1;" > "$RUN/origin/logs/stdout.log" 2>&1 &
-ORIGIN=$!
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/25451) 2>/dev/null && break; sleep 0.05; done
+bench_init h1-cost
+start_origin 25451
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $ROUNDS rounds of ${SECS}s per candidate; $CONNS connections"
 echo
 echo "Client side (against the nginx origin):"
@@ -46,18 +32,13 @@ echo
 target/release/examples/h1_client_cost 127.0.0.1:25451 --conns "$CONNS" --secs "$SECS" --rounds "$ROUNDS"
 
 serve() {  # mode -> "mode µs-per-request"
-  local out=$RUN/server-$1.txt addr=""
+  local out=$RUN/server-$1.txt addr pid
   target/release/examples/h1_server_cost "$1" --secs "$SECS" > "$out" 2>&1 &
-  SERVER=$!
-  for _ in $(seq 100); do
-    addr=$(sed -n 's/^listening on //p' "$out")
-    [ -n "$addr" ] && break
-    sleep 0.05
-  done
-  [ -n "$addr" ] || { echo "bench/h1-cost.sh: h1_server_cost did not start:" >&2; cat "$out" >&2; exit 1; }
+  pid=$!
+  PIDS+=("$pid")
+  addr=$(listening_addr "$out")
   timeout $((SECS + 30)) wrk -t1 -c"$CONNS" -d"$((SECS + 1))s" "http://$addr/" > /dev/null
-  wait "$SERVER"
-  SERVER=""
+  wait "$pid"
   sed -n 's/.* \([0-9.]*\) µs CPU per request$/\1/p' "$out" | sed "s/^/$1 /"
 }
 for r in $(seq "$ROUNDS"); do

@@ -24,27 +24,14 @@ WRK_C=${WRK_C:-64}
 for tool in nginx wrk python3; do
   command -v "$tool" >/dev/null || { echo "bench/l4-floor.sh: $tool is missing" >&2; exit 2; }
 done
-for p in 25471 25472 25473 25474 25475; do
-  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "bench/l4-floor.sh: port $p in use" >&2; exit 2; fi
-done
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+port_free bench/l4-floor.sh 25471 25472 25473 25474 25475
 cargo build --release --bin meshctl --example l4_floor >&2
 
-RUN=$(mktemp -d -t l4-floor.XXXXXX)
-chmod 755 "$RUN"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$RUN"
-}
-trap cleanup EXIT
-
-mkdir -p "$RUN"/origin/{logs,tmp,html} "$RUN/rules"
-printf '%s\n' "hello from the nginx origin; this static body is 64 bytes long." > "$RUN/origin/html/index.html"
-sed 's/127.0.0.1:25301/127.0.0.1:25471/' bench/peers/nginx-origin.conf > "$RUN/origin.conf"
-nginx -p "$RUN/origin/" -c "$RUN/origin.conf" -e "$RUN/origin/logs/error.log" \
-  -g "daemon off; worker_processes 1;" > "$RUN/origin/logs/stdout.log" 2>&1 &
-PIDS+=($!)
+bench_init l4-floor
+mkdir -p "$RUN/rules"
+start_origin 25471
 cat > "$RUN/rules/origin.yaml" <<'YAML'
 apiVersion: config.istio.io/v1alpha2
 kind: EgressRule
@@ -66,9 +53,8 @@ sed -e '/proxy_pass 127.0.0.1:25201/d' -e 's/listen 127.0.0.1:25212/listen 127.0
 nginx -p "$RUN/nproxy/" -c "$RUN/nproxy.conf" -e "$RUN/nproxy/logs/error.log" \
   -g "daemon off; worker_processes 1;" > "$RUN/nproxy/logs/stdout.log" 2>&1 &
 NGINX=$!; PIDS+=("$NGINX")
-for p in 25471 25472 25475; do
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
-done
+wait_port 25472 || true
+wait_port 25475 || true
 sleep 1
 curl -sf http://127.0.0.1:25472/ >/dev/null || { echo "bench/l4-floor.sh: meshctl does not serve the origin" >&2; cat "$RUN/meshctl.log" >&2; exit 1; }
 curl -sf http://127.0.0.1:25475/ >/dev/null || { echo "bench/l4-floor.sh: nginx stream does not serve the origin" >&2; cat "$RUN/nproxy/logs/error.log" >&2; exit 1; }
@@ -91,16 +77,11 @@ run_proxy() {  # name port pid
     "$1" "${rate:-0}" "$((c1 - c0))" "$hz" "$DUR"
 }
 run_floor() {
-  local out=$RUN/floor.txt addr="" rate
+  local out=$RUN/floor.txt addr rate pid
   target/release/examples/l4_floor --to 127.0.0.1:25471 --secs "$DUR" > "$out" 2>&1 &
-  local pid=$!
+  pid=$!
   PIDS+=("$pid")
-  for _ in $(seq 100); do
-    addr=$(sed -n 's/^listening on //p' "$out")
-    [ -n "$addr" ] && break
-    sleep 0.05
-  done
-  [ -n "$addr" ] || { echo "bench/l4-floor.sh: l4_floor did not start:" >&2; cat "$out" >&2; exit 1; }
+  addr=$(listening_addr "$out")
   rate=$(wrk_rate "http://$addr/")
   wait "$pid" || true
   echo "floor ${rate:-0} $(sed -n 's/.* \([0-9.]*\) µs CPU per connection$/\1/p' "$out")"

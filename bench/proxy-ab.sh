@@ -29,26 +29,13 @@ done
 for bin in "$A" "$B"; do
   "$bin" proxy --help >/dev/null 2>&1 || { echo "bench/proxy-ab.sh: $bin is not a meshctl with 'proxy'" >&2; exit 2; }
 done
-for p in 25351 25352 25353 25354 25362 25363 25364; do
-  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "bench/proxy-ab.sh: port $p in use" >&2; exit 2; fi
-done
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+port_free bench/proxy-ab.sh 25351 25352 25353 25354 25362 25363 25364
 
-RUN=$(mktemp -d -t proxy-ab.XXXXXX)
-chmod 755 "$RUN"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$RUN"
-}
-trap cleanup EXIT
-
-mkdir -p "$RUN"/origin/{logs,tmp,html} "$RUN/rules"
-printf '%s\n' "hello from the nginx origin; this static body is 64 bytes long." > "$RUN/origin/html/index.html"
-sed 's/127.0.0.1:25301/127.0.0.1:25351/' "$(dirname "$0")/peers/nginx-origin.conf" > "$RUN/origin.conf"
-nginx -p "$RUN/origin/" -c "$RUN/origin.conf" -e "$RUN/origin/logs/error.log" \
-  -g "daemon off; worker_processes 1;" > "$RUN/origin/logs/stdout.log" 2>&1 &
-PIDS+=($!)
+bench_init proxy-ab
+mkdir -p "$RUN/rules"
+start_origin 25351
 cat > "$RUN/rules/origin.yaml" <<'EOF'
 apiVersion: config.istio.io/v1alpha2
 kind: EgressRule
@@ -67,9 +54,8 @@ PID_A=$!; PIDS+=("$PID_A")
 "$B" proxy --workers 1 --no-access-log -f "$RUN/rules" --listen 127.0.0.1:25363 --admin 127.0.0.1:25364 \
   --forward 127.0.0.1:25362=127.0.0.1:25351 > "$RUN/b.log" 2>&1 &
 PID_B=$!; PIDS+=("$PID_B")
-for p in 25351 25352 25362; do
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
-done
+wait_port 25352 || true
+wait_port 25362 || true
 sleep 1
 curl -sf http://127.0.0.1:25352/ >/dev/null && curl -sf http://127.0.0.1:25362/ >/dev/null \
   || { echo "bench/proxy-ab.sh: a proxy does not serve the origin" >&2; cat "$RUN"/a.log "$RUN"/b.log >&2; exit 1; }
