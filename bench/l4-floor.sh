@@ -85,11 +85,6 @@ curl -sf http://127.0.0.1:25476/ >/dev/null || { echo "bench/l4-floor.sh: HAProx
 wrk_rate() {  # url -> conn/s
   timeout $((DUR + 20)) wrk -t"$WRK_T" -c"$WRK_C" -d"${DUR}s" -H "Connection: close" "$1" | awk '/Requests\/sec/ {print $2}'
 }
-ticks() {  # pid... -> utime+stime of those processes and their children, in clock ticks
-  local t=0 p
-  for p in "$@" $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
-  echo "$t"
-}
 hz=$(getconf CLK_TCK)
 run_proxy() {  # name port pid
   local c0 c1 rate

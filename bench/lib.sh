@@ -61,3 +61,10 @@ listening_addr() {
   cat "$1" >&2
   return 1
 }
+
+# ticks PID: user+system CPU time of PID and its children so far, in clock ticks.
+ticks() {
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}

@@ -60,7 +60,6 @@ sleep 1
 curl -sf http://127.0.0.1:25352/ >/dev/null && curl -sf http://127.0.0.1:25362/ >/dev/null \
   || { echo "bench/proxy-ab.sh: a proxy does not serve the origin" >&2; cat "$RUN"/a.log "$RUN"/b.log >&2; exit 1; }
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() {  # label port pid -> "label conn/s cpu-ticks"
   local c0 c1 rps
   c0=$(ticks "$3")

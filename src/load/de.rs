@@ -415,6 +415,7 @@ struct Seq<'c, 'n> {
 impl<'de> SeqAccess<'de> for Seq<'_, '_> {
     type Error = Error;
 
+    // Out of line, like `Map::next_value_seed`.
     #[inline(never)]
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
         let Some(node) = self.items.get(self.index) else {
@@ -479,6 +480,9 @@ impl<'de> MapAccess<'de> for Map<'_, '_> {
         Ok(None)
     }
 
+    /// Kept out of line: there is one instance per field type, which the visitors of every struct
+    /// holding that type share; inlined, each field's whole deserialization was copied into its
+    /// struct's visitor (70 kB of code for RouteRule's), more than the instruction cache holds.
     #[inline(never)]
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
         let Some(entry) = self.entries.get(self.index) else {

@@ -129,7 +129,7 @@ pub fn decode(bytes: &[u8]) -> Result<&str, Problem> {
             // prefix is the bad one, so a carriage return that ends the prefix is a lone one.
             let (mut line, mut column) = (1u32, 1u32);
             for (i, c) in prefix.char_indices() {
-                if c == '\n' || (c == '\r' && valid.get(i + 1) != Some(&b'\n')) {
+                if c == '\n' || lone_carriage_return(valid, i) {
                     (line, column) = (line.saturating_add(1), 1);
                 } else {
                     column = column.saturating_add(1);
@@ -157,7 +157,7 @@ pub fn decode(bytes: &[u8]) -> Result<&str, Problem> {
 /// the same way, so the parser's line numbers and the file's lines agree. Borrowed when there is none.
 pub fn lone_carriage_returns_as_lf(src: &str) -> Cow<'_, str> {
     let bytes = src.as_bytes();
-    let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    let lone = |i: usize| lone_carriage_return(bytes, i);
     if !bytes.contains(&b'\r') || !(0..bytes.len()).any(lone) {
         return Cow::Borrowed(src);
     }
@@ -166,6 +166,11 @@ pub fn lone_carriage_returns_as_lf(src: &str) -> Cow<'_, str> {
         .map(|(i, c)| if c == '\r' && lone(i) { '\n' } else { c })
         .collect();
     Cow::Owned(replaced)
+}
+
+/// Whether `bytes[i]` is a carriage return that no line feed follows (a line break to YAML).
+fn lone_carriage_return(bytes: &[u8], i: usize) -> bool {
+    bytes.get(i) == Some(&b'\r') && bytes.get(i + 1) != Some(&b'\n')
 }
 
 /// Turns the documents of a parsed stream into rule documents, recording problems and counts.
