@@ -6,6 +6,7 @@ pub mod access_log;
 pub mod admin;
 pub mod conn;
 pub mod http;
+pub mod l4;
 pub mod mesh;
 pub mod metrics;
 pub mod orig_dst;
@@ -141,10 +142,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let result = runtime.block_on(serve(
         shared.clone(),
-        listen,
-        admin,
-        forwards,
-        transparent,
+        Listeners {
+            listen,
+            admin,
+            forwards,
+            transparent,
+            workers: config.workers,
+        },
         drain_timeout,
         Followers {
             rules: follower,
@@ -159,20 +163,34 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 /// under a burst of new connections, and each dropped one costs its client a one-second retry.
 const BACKLOG: u32 = 4096;
 
-async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+/// A listening socket, non-blocking, for the runtime or for the forward loops (`l4`).
+fn bind_std(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
     let fail = |e: std::io::Error| UsageError(format!("cannot listen on {addr} ({what}): {e}"));
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()
-    } else {
-        tokio::net::TcpSocket::new_v6()
-    }
-    .map_err(fail)?;
-    socket.set_reuseaddr(true).map_err(fail)?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    socket.set_reuse_address(true).map_err(fail)?;
     // Accepted connections inherit TCP_NODELAY from the listener (Linux): one system call per
     // connection saved, and no Nagle delay on a relay's small writes.
-    socket.set_nodelay(true).map_err(fail)?;
-    socket.bind(addr).map_err(fail)?;
-    Ok(socket.listen(BACKLOG).map_err(fail)?)
+    socket.set_tcp_nodelay(true).map_err(fail)?;
+    socket.bind(&addr.into()).map_err(fail)?;
+    socket.listen(BACKLOG as i32).map_err(fail)?;
+    socket.set_nonblocking(true).map_err(fail)?;
+    Ok(socket.into())
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    let std = bind_std(addr, what)?;
+    Ok(TcpListener::from_std(std).map_err(|e| UsageError(format!("cannot listen on {addr} ({what}): {e}")))?)
+}
+
+/// Where the proxy listens.
+struct Listeners {
+    listen: SocketAddr,
+    admin: SocketAddr,
+    forwards: Vec<Forward>,
+    transparent: bool,
+    /// Worker threads (the forward loops run this many too).
+    workers: usize,
 }
 
 /// What follows changes once the proxy serves: the rules' source and the registry file.
@@ -183,10 +201,7 @@ struct Followers {
 
 async fn serve(
     shared: Arc<state::Shared>,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    forwards: Vec<Forward>,
-    transparent: bool,
+    listeners: Listeners,
     drain_timeout: Duration,
     followers: Followers,
 ) -> anyhow::Result<()> {
@@ -194,12 +209,33 @@ async fn serve(
         rules: follower,
         services,
     } = followers;
+    let Listeners {
+        listen,
+        admin,
+        forwards,
+        transparent,
+        workers,
+    } = listeners;
     let admin_listener = bind(admin, "--admin").await?;
     let proxy_listener = bind(listen, "--listen").await?;
+    // Forwards to an IP address run on the epoll loops of `l4`; forwards to a host name, which is
+    // resolved per connection, on the runtime.
     let mut forward_listeners = Vec::new();
+    let mut l4_listeners = Vec::new();
+    let mut forwarding = Vec::new();
     for f in forwards {
-        let l = bind(f.local, "--forward").await?;
-        forward_listeners.push((l, f));
+        let std = bind_std(f.local, "--forward")?;
+        forwarding.push(format!(
+            "meshctl proxy: forwarding {} to {}:{}",
+            std.local_addr()?,
+            conn::bracket(&f.host),
+            f.port
+        ));
+        let f = Arc::new(f);
+        match l4::Listener::new(std, f.clone()) {
+            Ok(l) => l4_listeners.push(l),
+            Err(std) => forward_listeners.push((TcpListener::from_std(std)?, f)),
+        }
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -210,13 +246,8 @@ async fn serve(
         proxy_listener.local_addr()?,
         if transparent { ", transparent" } else { "" }
     );
-    for (l, f) in &forward_listeners {
-        eprintln!(
-            "meshctl proxy: forwarding {} to {}:{}",
-            l.local_addr()?,
-            conn::bracket(&f.host),
-            f.port
-        );
+    for line in forwarding {
+        eprintln!("{line}");
     }
     source::announce(&shared.rules(), "");
     if let Some(path) = &services {
@@ -242,12 +273,28 @@ async fn serve(
     for (l, f) in forward_listeners {
         tokio::spawn(conn::accept_loop(
             l,
-            conn::Role::Forward(Arc::new(f)),
+            conn::Role::Forward(f),
             shared.clone(),
             shared.stop.subscribe(),
             held.clone(),
         ));
     }
+    // The loops hold duplicates of the listeners; the originals close here, so that stopping the
+    // loops closes the ports.
+    let relay = if l4_listeners.is_empty() {
+        None
+    } else {
+        let relay = l4::Relay::start(
+            &l4_listeners,
+            workers,
+            &shared,
+            &tokio::runtime::Handle::current(),
+            &held,
+        )
+        .context("starting the forward loops")?;
+        drop(l4_listeners);
+        Some(relay)
+    };
     let follow_stop = Arc::new(AtomicBool::new(false));
     {
         let shared = shared.clone();
@@ -278,6 +325,9 @@ async fn serve(
         humantime::format_duration(drain_timeout)
     );
     let _ = shared.stop.send(true);
+    if let Some(relay) = &relay {
+        relay.stop();
+    }
     drop(held);
     if tokio::time::timeout(drain_timeout, held_tx.closed()).await.is_err() {
         eprintln!(

@@ -15,15 +15,15 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// The most one splice call moves (the default pipe capacity).
-const CHUNK: usize = 64 * 1024;
+pub(super) const CHUNK: usize = 64 * 1024;
 /// Empty pipes kept per thread for the next chunk.
 const POOL: usize = 128;
 /// The copy buffer when no pipe can be had.
 const FALLBACK: usize = 16 * 1024;
 
-struct Pipe {
-    read: OwnedFd,
-    write: OwnedFd,
+pub(super) struct Pipe {
+    pub(super) read: OwnedFd,
+    pub(super) write: OwnedFd,
 }
 
 thread_local! {
@@ -47,12 +47,12 @@ impl Pipe {
     }
 
     /// An empty pipe: from this thread's pool, else a new one (None when descriptors ran out).
-    fn take() -> Option<Pipe> {
+    pub(super) fn take() -> Option<Pipe> {
         PIPES.with(|p| p.borrow_mut().pop()).or_else(|| Pipe::new().ok())
     }
 
     /// Returns an empty pipe to the pool (or closes it when the pool is full).
-    fn give_back(self) {
+    pub(super) fn give_back(self) {
         PIPES.with(|p| {
             let mut p = p.borrow_mut();
             if p.len() < POOL {
@@ -62,7 +62,7 @@ impl Pipe {
     }
 }
 
-fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+pub(super) fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     // SAFETY: plain descriptors, no offsets; the kernel checks both.
     let n = unsafe {
         libc::splice(

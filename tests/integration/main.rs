@@ -4,6 +4,7 @@ mod check;
 mod common;
 mod fuzz;
 mod proxy_faults;
+mod proxy_forward;
 mod proxy_http;
 mod proxy_mysql;
 mod proxy_netns;

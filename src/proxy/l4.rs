@@ -1,0 +1,641 @@
+//! The relay for fixed forwards to an IP address (`--forward LOCAL=IP:PORT`): one epoll loop per
+//! worker thread carries each forwarded connection from accept to close.
+//!
+//! A connection through a forward needs no protocol work: decide it against the rules, connect, and
+//! move bytes both ways until both sides have finished. On the async runtime that cost a task, two
+//! joined futures with their wakers, a timer for the connect timeout and an explicit epoll
+//! deregistration per socket; measured against a bare epoll forwarder (`bench/l4-floor.sh`), that
+//! runtime work was most of what meshctl spent per connection beyond the kernel's own TCP work. Here
+//! a connection is a slab entry and two registered sockets:
+//!
+//! - the connect timeout is a queue entry (every connection has the same timeout, so the queue is in
+//!   deadline order and the loop's poll timeout is its front);
+//! - small transfers go through one scratch buffer per thread with read/write (a request and its
+//!   answer: two system calls per direction); once a read fills the buffer, that direction switches
+//!   to splice(2) through a pipe from the per-thread pool (`splice.rs`), so bulk data never enters
+//!   the proxy's memory;
+//! - closing a socket removes it from epoll; nothing is deregistered one by one.
+//!
+//! Decisions, the access log and the counters are the ones the other listeners use (`conn.rs`).
+//! A connection whose forward names a service of the registry (`--services`) is mesh traffic: it is
+//! handed to the async runtime, which routes it as HTTP. Forwards to a host name (resolved per
+//! connection) stay on the runtime as well.
+//!
+//! Every worker thread polls all forward listeners, registered with `EPOLLEXCLUSIVE` so that a new
+//! connection wakes one of them. On shutdown the listeners are closed at once and each thread exits
+//! when its last connection has ended (the caller bounds the wait).
+
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use tokio::sync::watch;
+
+use super::access_log::Entry;
+use super::conn::{self, UpstreamError};
+use super::splice::{CHUNK, Pipe, splice};
+use super::state::Shared;
+use super::{Forward, http};
+
+/// The scratch buffer each thread reads small transfers through. A read that fills it switches its
+/// direction to splice.
+const SCRATCH: usize = 16 * 1024;
+/// Connections one wake-up accepts from a listener before the loop serves the others.
+const ACCEPT_BATCH: usize = 64;
+/// How long accepting pauses after a failure other than "nothing to accept" (out of descriptors).
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+
+const WAKER: Token = Token(0);
+/// Listeners take tokens 1..=n; connections take two tokens each from here on.
+const FIRST_CONN: usize = 1 << 16;
+
+/// A bound forward listener that the epoll loops serve.
+pub struct Listener {
+    pub listener: std::net::TcpListener,
+    pub forward: Arc<Forward>,
+    /// The forward's destination, parsed once.
+    pub target: SocketAddr,
+    /// `ip:port` as the access log shows it.
+    pub dst: Arc<str>,
+}
+
+impl Listener {
+    /// A listener for `forward`, when its destination is an IP address (host names stay on the async
+    /// runtime, which resolves them per connection).
+    pub fn new(listener: std::net::TcpListener, forward: Arc<Forward>) -> Result<Listener, std::net::TcpListener> {
+        let bare = forward.host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<IpAddr>() {
+            Ok(ip) => {
+                let target = SocketAddr::new(ip, forward.port);
+                Ok(Listener {
+                    listener,
+                    dst: Arc::from(target.to_string()),
+                    forward,
+                    target,
+                })
+            }
+            Err(_) => Err(listener),
+        }
+    }
+}
+
+/// The running loops.
+pub struct Relay {
+    stopping: Arc<AtomicBool>,
+    wakers: Vec<Arc<Waker>>,
+}
+
+impl Relay {
+    /// Starts `workers` threads serving `listeners`. Each holds a clone of `held` until it exits, and
+    /// so does every connection handed to `runtime`.
+    pub fn start(
+        listeners: &[Listener],
+        workers: usize,
+        shared: &Arc<Shared>,
+        runtime: &tokio::runtime::Handle,
+        held: &watch::Receiver<()>,
+    ) -> io::Result<Relay> {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut relay = Relay {
+            stopping: stopping.clone(),
+            wakers: Vec::new(),
+        };
+        for n in 0..workers.max(1) {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+            let mut own = Vec::with_capacity(listeners.len());
+            for (i, l) in listeners.iter().enumerate() {
+                let std = l.listener.try_clone()?;
+                std.set_nonblocking(true)?;
+                let listener = TcpListener::from_std(std);
+                register_exclusive(&poll, listener.as_raw_fd(), Token(1 + i))?;
+                own.push(Accepting {
+                    listener: Some(listener),
+                    forward: l.forward.clone(),
+                    target: l.target,
+                    dst: l.dst.clone(),
+                });
+            }
+            let mut worker = Worker {
+                poll,
+                listeners: own,
+                conns: Slab::new(),
+                timeouts: VecDeque::new(),
+                scratch: vec![0; SCRATCH].into_boxed_slice(),
+                shared: shared.clone(),
+                runtime: runtime.clone(),
+                held: held.clone(),
+                stopping: stopping.clone(),
+                paused_until: None,
+                serial: 0,
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("meshctl-l4-{n}"))
+                .spawn(move || worker.run());
+            // The thread is not joined: it ends on its own once stopped and idle, and the process
+            // does not wait for it past the drain timeout.
+            match thread {
+                Ok(_) => relay.wakers.push(waker),
+                Err(e) => {
+                    relay.stop();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(relay)
+    }
+
+    /// Stops accepting (the listeners close at once); open connections carry on until they end.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for w in &self.wakers {
+            let _ = w.wake();
+        }
+    }
+}
+
+/// Registers a listening socket for readability with `EPOLLEXCLUSIVE` (level-triggered): when several
+/// threads poll the same listener, a new connection wakes one of them, not all.
+fn register_exclusive(poll: &Poll, fd: std::os::fd::RawFd, token: Token) -> io::Result<()> {
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
+        u64: token.0 as u64,
+    };
+    // SAFETY: both descriptors are open (the poll and the listener are alive), and `event` is a valid
+    // epoll_event for the call to read.
+    if unsafe { libc::epoll_ctl(poll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn deregister(poll: &Poll, fd: std::os::fd::RawFd) {
+    // SAFETY: both descriptors are open; EPOLL_CTL_DEL ignores the event argument.
+    unsafe {
+        libc::epoll_ctl(poll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut());
+    }
+}
+
+struct Accepting {
+    /// None once the loop stops accepting.
+    listener: Option<TcpListener>,
+    forward: Arc<Forward>,
+    target: SocketAddr,
+    dst: Arc<str>,
+}
+
+struct Worker {
+    poll: Poll,
+    listeners: Vec<Accepting>,
+    conns: Slab<Conn>,
+    /// Connections still connecting, in deadline order: (deadline, slab key, serial).
+    timeouts: VecDeque<(Instant, usize, u64)>,
+    scratch: Box<[u8]>,
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+    held: watch::Receiver<()>,
+    stopping: Arc<AtomicBool>,
+    /// Accepting is paused after a failure (out of descriptors) until then.
+    paused_until: Option<Instant>,
+    /// Tells a slab entry from an earlier one with the same key (for the timeout queue).
+    serial: u64,
+}
+
+impl Worker {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut accepting = true;
+        loop {
+            if accepting && self.stopping.load(Ordering::SeqCst) {
+                accepting = false;
+                self.close_listeners();
+            }
+            if !accepting && self.conns.is_empty() {
+                return;
+            }
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                eprintln!("meshctl proxy: the forward loop failed: {e}");
+                return;
+            }
+            for event in &events {
+                match event.token() {
+                    WAKER => {}
+                    Token(t) if t < FIRST_CONN => self.accept(t - 1),
+                    Token(t) => {
+                        let key = (t - FIRST_CONN) / 2;
+                        let upstream_side = (t - FIRST_CONN) % 2 == 1;
+                        self.ready(key, upstream_side && (event.is_writable() || event.is_error()));
+                    }
+                }
+            }
+            self.expire();
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let first = self.timeouts.front().map(|t| t.0);
+        match (first, self.paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn close_listeners(&mut self) {
+        for a in &mut self.listeners {
+            if let Some(l) = a.listener.take() {
+                // The descriptor is a duplicate (each thread holds its own), and epoll keys a
+                // registration on the open file: closing ours alone would not remove it.
+                deregister(&self.poll, l.as_raw_fd());
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        if self.paused_until.is_some() {
+            return;
+        }
+        for _ in 0..ACCEPT_BATCH {
+            let Some(a) = self.listeners.get(index) else { return };
+            let Some(listener) = &a.listener else { return };
+            match listener.accept() {
+                Ok((client, peer)) => self.start(index, client, peer),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // Out of descriptors, most likely: the listener stays readable, so pause rather
+                    // than spin on it.
+                    eprintln!("meshctl proxy: accept failed: {e}");
+                    self.pause_accepting();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn pause_accepting(&mut self) {
+        for a in &self.listeners {
+            if let Some(l) = &a.listener {
+                deregister(&self.poll, l.as_raw_fd());
+            }
+        }
+        self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+    }
+
+    fn resume_accepting(&mut self) {
+        self.paused_until = None;
+        for (i, a) in self.listeners.iter().enumerate() {
+            if let Some(l) = &a.listener {
+                if let Err(e) = register_exclusive(&self.poll, l.as_raw_fd(), Token(1 + i)) {
+                    eprintln!("meshctl proxy: cannot resume accepting: {e}");
+                }
+            }
+        }
+    }
+
+    /// A new client on listener `index`: decide, then connect (or hand it to the runtime).
+    fn start(&mut self, index: usize, client: TcpStream, peer: SocketAddr) {
+        let Some(a) = self.listeners.get(index) else { return };
+        let (forward, target) = (a.forward.clone(), a.target);
+        let mut entry = Entry::new("tcp", peer, a.dst.to_string());
+        let verdict = {
+            let active = self.shared.rules();
+            if active.registry.lookup(&forward.host, forward.port).is_some() {
+                drop(active);
+                return self.hand_to_runtime(client, peer, &forward);
+            }
+            conn::allow_addr(&active, target.ip(), target.port())
+        };
+        let Some(rule) = verdict else {
+            // Dropping the client closes it at once.
+            return conn::deny(&self.shared, entry);
+        };
+        conn::allow(&self.shared, &mut entry, rule);
+        let upstream = match TcpStream::connect(target) {
+            Ok(s) => s,
+            Err(e) => {
+                return conn::upstream_failed(&self.shared, entry, &UpstreamError::Connect(target.to_string(), e));
+            }
+        };
+        // TCP_NODELAY: the client inherited it from the listener; the upstream socket is new.
+        let _ = upstream.set_nodelay(true);
+        self.serial += 1;
+        let serial = self.serial;
+        let slot = self.conns.vacant_entry();
+        let key = slot.key();
+        let mut c = Conn {
+            client,
+            upstream,
+            connected: false,
+            serial,
+            up: Half::default(),
+            down: Half::default(),
+            entry,
+            error: None,
+        };
+        let registry = self.poll.registry();
+        let both = Interest::READABLE | Interest::WRITABLE;
+        let registered = registry
+            .register(&mut c.client, Token(FIRST_CONN + 2 * key), both)
+            .and_then(|()| registry.register(&mut c.upstream, Token(FIRST_CONN + 2 * key + 1), both));
+        if let Err(e) = registered {
+            let target = target.to_string();
+            return conn::upstream_failed(&self.shared, c.entry, &UpstreamError::Connect(target, e));
+        }
+        self.shared.metrics.active_connections.fetch_add(1, Ordering::Relaxed);
+        slot.insert(c);
+        self.timeouts
+            .push_back((Instant::now() + self.shared.connect_timeout, key, serial));
+    }
+
+    /// Mesh traffic through a forward: the runtime routes it as HTTP.
+    fn hand_to_runtime(&self, client: TcpStream, peer: SocketAddr, forward: &Forward) {
+        // SAFETY: the descriptor comes straight from the mio stream, which gives up its ownership;
+        // it is an open, non-blocking TCP socket that was never registered with this loop.
+        let std = unsafe { std::net::TcpStream::from_raw_fd(client.into_raw_fd()) };
+        let shared = self.shared.clone();
+        let held = self.held.clone();
+        let mode = http::Mode::Service {
+            host: Arc::from(forward.host.as_str()),
+            port: forward.port,
+        };
+        self.runtime.spawn(async move {
+            let _held = held;
+            let _active = shared.metrics.track();
+            if let Ok(stream) = tokio::net::TcpStream::from_std(std) {
+                Box::pin(http::serve(stream, peer, mode, shared.clone())).await;
+            }
+        });
+    }
+
+    /// Something is ready on connection `key`; `connect_done` when its upstream socket turned
+    /// writable.
+    fn ready(&mut self, key: usize, connect_done: bool) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        if !c.connected {
+            if !connect_done {
+                // The client spoke before the upstream answered; its bytes wait in its socket.
+                return;
+            }
+            match c.upstream.take_error() {
+                Ok(None) => c.connected = true,
+                Ok(Some(e)) | Err(e) => {
+                    let e = UpstreamError::Connect(c.entry.dst.clone(), e);
+                    return self.fail(key, &e);
+                }
+            }
+        }
+        let over = match c.drive(&mut self.scratch) {
+            Ok(over) => over,
+            Err(e) => {
+                c.error = Some(e);
+                true
+            }
+        };
+        if over {
+            self.finish(key);
+        }
+    }
+
+    /// The upstream could not be reached: log it and close the client.
+    fn fail(&mut self, key: usize, e: &UpstreamError) {
+        if self.conns.contains(key) {
+            let c = self.conns.remove(key);
+            self.shared.metrics.active_connections.fetch_sub(1, Ordering::Relaxed);
+            conn::upstream_failed(&self.shared, c.entry, e);
+        }
+    }
+
+    /// The connection is over: close both sockets (dropping them), count and log it.
+    fn finish(&mut self, key: usize) {
+        if !self.conns.contains(key) {
+            return;
+        }
+        let c = self.conns.remove(key);
+        self.shared.metrics.active_connections.fetch_sub(1, Ordering::Relaxed);
+        let Conn {
+            client,
+            upstream,
+            up,
+            down,
+            mut entry,
+            error,
+            ..
+        } = c;
+        drop((client, upstream));
+        entry.sent = up.moved;
+        entry.received = down.moved;
+        entry.error = error.map(|e| e.to_string());
+        entry.finish();
+        self.shared.metrics.bytes(up.moved, down.moved);
+        self.shared.log.write(&entry);
+    }
+
+    /// Fails the connections whose connect timed out, and resumes a paused accept.
+    fn expire(&mut self) {
+        if self.timeouts.is_empty() && self.paused_until.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        if self.paused_until.is_some_and(|t| t <= now) {
+            self.resume_accepting();
+        }
+        while let Some(&(deadline, key, serial)) = self.timeouts.front() {
+            let waiting = self.conns.get(key).is_some_and(|c| c.serial == serial && !c.connected);
+            if waiting && deadline > now {
+                break;
+            }
+            self.timeouts.pop_front();
+            if waiting {
+                let dst = self.conns.get(key).map(|c| c.entry.dst.clone()).unwrap_or_default();
+                self.fail(key, &UpstreamError::Timeout(dst));
+            }
+        }
+    }
+}
+
+/// One forwarded connection.
+struct Conn {
+    client: TcpStream,
+    upstream: TcpStream,
+    connected: bool,
+    serial: u64,
+    /// Client to upstream.
+    up: Half,
+    /// Upstream to client.
+    down: Half,
+    entry: Entry,
+    /// What ended the relay early, if anything.
+    error: Option<io::Error>,
+}
+
+/// One direction of a connection.
+#[derive(Default)]
+struct Half {
+    /// Bytes read through the scratch buffer that the destination did not take yet.
+    pending: Vec<u8>,
+    /// A pipe holding `in_pipe` bytes spliced from the source, not yet into the destination.
+    pipe: Option<Pipe>,
+    in_pipe: usize,
+    /// A read filled the scratch buffer: this direction carries bulk data and splices from now on.
+    splicing: bool,
+    /// The source has ended.
+    eof: bool,
+    /// The end has been passed on (or did not need to be).
+    done: bool,
+    /// Bytes the destination took.
+    moved: u64,
+}
+
+impl Conn {
+    /// Moves what can be moved both ways; true when the connection is over (both directions have
+    /// ended). A source's end is passed on as a half-close, unless the other direction has already
+    /// ended: both sockets are then about to be closed, which sends the FIN anyway.
+    fn drive(&mut self, scratch: &mut [u8]) -> io::Result<bool> {
+        self.up.pump(&self.client, &self.upstream, scratch)?;
+        self.down.pump(&self.upstream, &self.client, scratch)?;
+        if self.up.ending() {
+            self.up.done = true;
+            if !self.down.done {
+                let _ = self.upstream.shutdown(Shutdown::Write);
+            }
+        }
+        if self.down.ending() {
+            self.down.done = true;
+            if !self.up.done {
+                let _ = self.client.shutdown(Shutdown::Write);
+            }
+        }
+        Ok(self.up.done && self.down.done)
+    }
+}
+
+impl Half {
+    /// The source has ended and everything it sent has been passed on, but the end has not.
+    fn ending(&self) -> bool {
+        self.eof && !self.done && self.in_pipe == 0 && self.pending.is_empty()
+    }
+
+    /// Moves bytes from `from` to `to` until the source has nothing more for now, the destination
+    /// takes nothing more for now, or the source has ended. Reads until the source would block:
+    /// readiness is edge-triggered, and an end of stream that came with the last bytes brings no
+    /// event of its own.
+    fn pump(&mut self, from: &TcpStream, to: &TcpStream, scratch: &mut [u8]) -> io::Result<()> {
+        loop {
+            if self.in_pipe > 0 {
+                let Some(pipe) = &self.pipe else {
+                    return Err(io::Error::other("relay: bytes recorded in a pipe that is gone"));
+                };
+                match splice(pipe.read.as_raw_fd(), to.as_raw_fd(), self.in_pipe) {
+                    Ok(n) => {
+                        self.in_pipe -= n;
+                        self.moved += n as u64;
+                        continue;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(pipe) = self.pipe.take() {
+                pipe.give_back();
+            }
+            if !self.pending.is_empty() {
+                match write_some(to, &self.pending)? {
+                    0 => return Ok(()),
+                    n => {
+                        self.pending.drain(..n);
+                        self.moved += n as u64;
+                        continue;
+                    }
+                }
+            }
+            if self.eof {
+                return Ok(());
+            }
+            if self.splicing {
+                let Some(pipe) = Pipe::take() else {
+                    // No descriptor for a pipe: carry on through the buffer.
+                    self.splicing = false;
+                    continue;
+                };
+                match splice(from.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK) {
+                    Ok(0) => {
+                        pipe.give_back();
+                        self.eof = true;
+                    }
+                    Ok(n) => {
+                        self.pipe = Some(pipe);
+                        self.in_pipe = n;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        pipe.give_back();
+                        return Ok(());
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => pipe.give_back(),
+                    // The pipe may hold bytes of nobody's now; let it close.
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            let n = match (&*from).read(scratch) {
+                Ok(0) => {
+                    self.eof = true;
+                    continue;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == scratch.len() {
+                self.splicing = true;
+            }
+            let bytes = scratch.get(..n).unwrap_or_default();
+            let taken = write_all_now(to, bytes)?;
+            self.moved += taken as u64;
+            if taken < n {
+                self.pending.extend_from_slice(bytes.get(taken..).unwrap_or_default());
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// One write of `bytes` to `to`: how many it took (0 when it would block).
+fn write_some(to: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    loop {
+        match (&*to).write(bytes) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(0),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Writes as much of `bytes` as `to` takes now.
+fn write_all_now(to: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    let mut taken = 0;
+    while let Some(rest) = bytes.get(taken..).filter(|r| !r.is_empty()) {
+        match write_some(to, rest)? {
+            0 => break,
+            n => taken += n,
+        }
+    }
+    Ok(taken)
+}
