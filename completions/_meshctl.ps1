@@ -288,7 +288,7 @@ Register-ArgumentCompleter -Native -CommandName 'meshctl' -ScriptBlock {
             [CompletionResult]::new('--upstream-ca', '--upstream-ca', [CompletionResultType]::ParameterName, 'Verify upstream TLS (for `https` egress ports) against this PEM bundle instead of the system roots')
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Access log format')
             [CompletionResult]::new('--access-log', '--access-log', [CompletionResultType]::ParameterName, 'Write the access log to this file (appended) instead of standard output (`-`)')
-            [CompletionResult]::new('--workers', '--workers', [CompletionResultType]::ParameterName, 'Worker threads (default: one per CPU)')
+            [CompletionResult]::new('--workers', '--workers', [CompletionResultType]::ParameterName, 'Worker threads (default: one per CPU); forwards to an IP address are relayed by as many threads of their own')
             [CompletionResult]::new('--connect-timeout', '--connect-timeout', [CompletionResultType]::ParameterName, 'How long to wait for an upstream to accept a connection (then 504, or a close for TCP)')
             [CompletionResult]::new('--drain-timeout', '--drain-timeout', [CompletionResultType]::ParameterName, 'On SIGTERM, how long open connections may take to finish')
             [CompletionResult]::new('--services', '--services', [CompletionResultType]::ParameterName, 'Service registry (YAML: services with a port and endpoints with labels); requests to these services are routed by the RouteRules and DestinationPolicies. Re-read when it changes')

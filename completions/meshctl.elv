@@ -261,7 +261,7 @@ set edit:completion:arg-completer[meshctl] = {|@words|
             cand --upstream-ca 'Verify upstream TLS (for `https` egress ports) against this PEM bundle instead of the system roots'
             cand --log-format 'Access log format'
             cand --access-log 'Write the access log to this file (appended) instead of standard output (`-`)'
-            cand --workers 'Worker threads (default: one per CPU)'
+            cand --workers 'Worker threads (default: one per CPU); forwards to an IP address are relayed by as many threads of their own'
             cand --connect-timeout 'How long to wait for an upstream to accept a connection (then 504, or a close for TCP)'
             cand --drain-timeout 'On SIGTERM, how long open connections may take to finish'
             cand --services 'Service registry (YAML: services with a port and endpoints with labels); requests to these services are routed by the RouteRules and DestinationPolicies. Re-read when it changes'

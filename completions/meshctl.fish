@@ -176,7 +176,7 @@ complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l upstream-ca -d
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l log-format -d 'Access log format' -r -f -a "text\t'One line of words and key=value pairs'
 json\t'One JSON object per line'"
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l access-log -d 'Write the access log to this file (appended) instead of standard output (`-`)' -r -F
-complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l workers -d 'Worker threads (default: one per CPU)' -r
+complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l workers -d 'Worker threads (default: one per CPU); forwards to an IP address are relayed by as many threads of their own' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l connect-timeout -d 'How long to wait for an upstream to accept a connection (then 504, or a close for TCP)' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l drain-timeout -d 'On SIGTERM, how long open connections may take to finish' -r
 complete -c meshctl -n "__fish_meshctl_using_subcommand proxy" -l services -d 'Service registry (YAML: services with a port and endpoints with labels); requests to these services are routed by the RouteRules and DestinationPolicies. Re-read when it changes' -r -F

@@ -68,7 +68,8 @@ pub struct Args {
     /// Write no access log at all (the counters on /metrics still count everything)
     #[arg(long, conflicts_with_all = ["access_log", "log_format"])]
     pub no_access_log: bool,
-    /// Worker threads (default: one per CPU)
+    /// Worker threads (default: one per CPU); forwards to an IP address are relayed by as many
+    /// threads of their own
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
     /// How long to wait for an upstream to accept a connection (then 504, or a close for TCP)
