@@ -237,7 +237,13 @@ impl Worker {
                     Token(t) => {
                         let key = (t - FIRST_CONN) / 2;
                         let upstream_side = (t - FIRST_CONN) % 2 == 1;
-                        self.ready(key, upstream_side && (event.is_writable() || event.is_error()));
+                        let connect = match upstream_side {
+                            false => Connect::Pending,
+                            true if event.is_error() || event.is_write_closed() => Connect::Failed,
+                            true if event.is_writable() => Connect::Done,
+                            true => Connect::Pending,
+                        };
+                        self.ready(key, connect);
                     }
                 }
             }
@@ -381,18 +387,21 @@ impl Worker {
         });
     }
 
-    /// Something is ready on connection `key`; `connect_done` when its upstream socket turned
-    /// writable.
-    fn ready(&mut self, key: usize, connect_done: bool) {
+    /// Something is ready on connection `key`; `connect` is what the event says of the upstream
+    /// socket's connect, which matters until it has completed.
+    fn ready(&mut self, key: usize, connect: Connect) {
         let Some(c) = self.conns.get_mut(key) else { return };
         if !c.connected {
-            if !connect_done {
+            match connect {
                 // The client spoke before the upstream answered; its bytes wait in its socket.
-                return;
-            }
-            match c.upstream.take_error() {
-                Ok(None) => c.connected = true,
-                Ok(Some(e)) | Err(e) => {
+                Connect::Pending => return,
+                // Writable and no error: connected (no getsockopt needed to tell).
+                Connect::Done => c.connected = true,
+                Connect::Failed => {
+                    let e = match c.upstream.take_error() {
+                        Ok(Some(e)) | Err(e) => e,
+                        Ok(None) => io::Error::from(ErrorKind::ConnectionRefused),
+                    };
                     let e = UpstreamError::Connect(c.entry.dst.clone(), e);
                     return self.fail(key, &e);
                 }
@@ -465,6 +474,17 @@ impl Worker {
             }
         }
     }
+}
+
+/// What an event says of an upstream socket's connect.
+#[derive(Clone, Copy)]
+enum Connect {
+    /// Nothing yet (or the event was for the client).
+    Pending,
+    /// Writable without an error or a hang-up: connected.
+    Done,
+    /// An error or a hang-up: the connect failed.
+    Failed,
 }
 
 /// One forwarded connection.

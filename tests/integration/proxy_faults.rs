@@ -168,7 +168,10 @@ fn upstream_refused_gives_502_and_closes_tcp() {
     assert!(got.is_empty());
     assert_ne!(end, End::Timeout, "a refused upstream closes the TCP client");
     let line = wait_log_line(&p, &[" tcp ", &format!("127.0.0.1:{refused_tcp}")]);
-    assert!(line.contains(" allow ") && line.contains("error="), "{line}");
+    assert!(
+        line.contains(" allow ") && line.contains("error=") && line.to_lowercase().contains("refused"),
+        "{line}"
+    );
 
     let (status, _) = connect_via(&p, &format!("localhost:{refused_http}"));
     assert_eq!(status, Ok(502), "CONNECT to a refusing upstream");
