@@ -560,6 +560,8 @@ impl Half {
                     return Err(io::Error::other("relay: bytes recorded in a pipe that is gone"));
                 };
                 match splice(pipe.read.as_raw_fd(), to.as_raw_fd(), self.in_pipe) {
+                    // Nothing taken from a pipe that holds bytes: never loop on it.
+                    Ok(0) => return Err(ErrorKind::WriteZero.into()),
                     Ok(n) => {
                         self.in_pipe -= n;
                         self.moved += n as u64;
