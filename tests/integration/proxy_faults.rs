@@ -15,7 +15,7 @@ use crate::common::Proxy;
 use crate::proxy_http::{
     HttpServer, TestServer, WAIT, admin_get, assert_still_serving, closed_port, connect, connect_via, echo_round,
     echo_server, egress_rule, get_via, http_server, metric, read_head_async, read_head_exact, read_response,
-    read_socks5_reply, setup, socks5_via, wait_log_line,
+    read_socks5_reply, setup, socks5_via, unanswering_port, wait_log_line,
 };
 
 /// How a read loop ended.
@@ -181,35 +181,15 @@ fn upstream_refused_gives_502_and_closes_tcp() {
 #[test]
 fn upstream_connect_timeout_gives_504() {
     let web = http_server();
-    // A port whose accept queue is full: further SYNs go unanswered, so a connect hangs.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let _enter = rt.enter();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let listener = socket.listen(0).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..8 {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
-            Ok(s) => fillers.push(s),
-            Err(_) => break,
-        }
-    }
-    if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok() {
-        // This network stack completes connections beyond the backlog: no way to make a hanging
-        // upstream on 127.0.0.1 here.
-        eprintln!("upstream_connect_timeout_gives_504: cannot build a non-answering port here; not checked");
+    let Some(hanging) = unanswering_port("upstream_connect_timeout_gives_504") else {
         return;
-    }
+    };
+    let addr = hanging.addr;
     let s = setup(&[("web.yaml", rules_for(&web, &[(addr.port(), "http")]))]);
     let p = s.proxy(&["--connect-timeout", "1s"]);
     let r = get_via(&p, &format!("http://localhost:{}/slow", addr.port())).expect("a response");
     assert_eq!(r.status, 504, "{r:?}");
     assert_still_serving(&p, &web, "an upstream connect timeout");
-    drop(fillers);
 }
 
 #[test]

@@ -3,10 +3,12 @@
 //! that never answers the connect, and many connections spread over several worker threads.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use crate::proxy_http::{WAIT, admin_get, connect, echo_round, echo_server, egress_rule, metric, setup, wait_log_line};
+use crate::proxy_http::{
+    WAIT, admin_get, connect, echo_round, echo_server, egress_rule, metric, setup, unanswering_port, wait_log_line,
+};
 
 /// Bytes `i`, `i + 1`, ... of a pattern that does not repeat within 251 bytes, so that a lost, doubled
 /// or reordered chunk shows.
@@ -106,24 +108,10 @@ fn a_forward_carries_bulk_data_to_readers_that_stall_intact_both_ways() {
 
 #[test]
 fn a_forward_whose_upstream_never_answers_closes_the_client_at_the_connect_timeout() {
-    // A port whose accept queue is full: further SYNs go unanswered, so a connect hangs.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    socket.listen(0).unwrap();
-    let addr = socket.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..8 {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
-            Ok(s) => fillers.push(s),
-            Err(_) => break,
-        }
-    }
-    if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok() {
-        eprintln!("cannot build a non-answering port on this network stack; not checked");
+    let Some(hanging) = unanswering_port("a_forward_whose_upstream_never_answers") else {
         return;
-    }
+    };
+    let addr = hanging.addr;
     let s = setup(&[("tcp.yaml", egress_rule("tcp", "127.0.0.1/32", &[(addr.port(), "tcp")]))]);
     let p = s.proxy(&["--connect-timeout", "1s", "--forward", &format!("127.0.0.1:0={addr}")]);
 
@@ -144,7 +132,6 @@ fn a_forward_whose_upstream_never_answers_closes_the_client_at_the_connect_timeo
     let m = metrics(&p);
     assert_eq!(metric(&m, "meshctl_proxy_upstream_errors_total", &[]), Some(1.0), "{m}");
     assert_eq!(metric(&m, "meshctl_proxy_active_connections", &[]), Some(0.0), "{m}");
-    drop(fillers);
 }
 
 #[test]

@@ -261,6 +261,40 @@ pub(crate) fn echo_server() -> TestServer {
     })
 }
 
+/// A port on 127.0.0.1 that never answers a connect: its listener's accept queue is full, so further
+/// SYNs go unanswered. Holds the listener and the connections that fill the queue.
+pub(crate) struct Unanswering {
+    pub addr: std::net::SocketAddr,
+    _listener: socket2::Socket,
+    _fillers: Vec<TcpStream>,
+}
+
+/// An [`Unanswering`] port, or None (with a note on stderr) when this network stack completes
+/// connections beyond the backlog, so that no hanging upstream can be made on 127.0.0.1.
+pub(crate) fn unanswering_port(test: &str) -> Option<Unanswering> {
+    let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break,
+        }
+    }
+    if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok() {
+        eprintln!("{test}: cannot build a non-answering port on this network stack; not checked");
+        return None;
+    }
+    Some(Unanswering {
+        addr,
+        _listener: listener,
+        _fillers: fillers,
+    })
+}
+
 /// A port on 127.0.0.1 that nothing listens on (bound by the OS, then released).
 pub(crate) fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
