@@ -53,8 +53,28 @@ const ACCEPT_BATCH: usize = 64;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 
 const WAKER: Token = Token(0);
-/// Listeners take tokens 1..=n; connections take two tokens each from here on.
-const FIRST_CONN: usize = 1 << 16;
+/// Listeners take tokens 1..=n, below this; a connection's two sockets take tokens above it.
+const FIRST_CONN: usize = 1 << KEY_SHIFT;
+/// A connection's token: `tag << KEY_SHIFT | key << 1 | side`, where `tag` (never 0) comes from the
+/// connection's serial number. A slab key is reused as soon as its connection ends, possibly while
+/// events for the old sockets are still in the batch being handled; the tag tells them apart, so a
+/// stale event never reaches (or, worse, marks connected) the connection that took the key.
+const KEY_SHIFT: u32 = 24;
+const KEY_MASK: usize = (1 << (KEY_SHIFT - 1)) - 1;
+
+fn conn_token(key: usize, serial: u64, upstream: bool) -> Token {
+    Token((tag(serial) << KEY_SHIFT) | (key << 1) | usize::from(upstream))
+}
+
+/// The tag of a serial number: 1..=2^32-1 (0 would collide with the listeners' tokens).
+fn tag(serial: u64) -> usize {
+    (serial % 0xFFFF_FFFF) as usize + 1
+}
+
+/// (slab key, tag, upstream side) of a connection's token.
+fn parse_token(t: usize) -> (usize, usize, bool) {
+    ((t >> 1) & KEY_MASK, t >> KEY_SHIFT, t & 1 == 1)
+}
 
 /// A bound forward listener that the epoll loops serve.
 pub struct Listener {
@@ -235,15 +255,14 @@ impl Worker {
                     WAKER => {}
                     Token(t) if t < FIRST_CONN => self.accept(t - 1),
                     Token(t) => {
-                        let key = (t - FIRST_CONN) / 2;
-                        let upstream_side = (t - FIRST_CONN) % 2 == 1;
+                        let (key, tag, upstream_side) = parse_token(t);
                         let connect = match upstream_side {
                             false => Connect::Pending,
                             true if event.is_error() || event.is_write_closed() => Connect::Failed,
                             true if event.is_writable() => Connect::Done,
                             true => Connect::Pending,
                         };
-                        self.ready(key, connect);
+                        self.ready(key, tag, connect);
                     }
                 }
             }
@@ -342,6 +361,11 @@ impl Worker {
         let serial = self.serial;
         let slot = self.conns.vacant_entry();
         let key = slot.key();
+        if key > KEY_MASK {
+            // Millions of open connections on one thread: far past the descriptor limit in practice.
+            let e = io::Error::other("too many connections on one relay thread");
+            return conn::upstream_failed(&self.shared, entry, &UpstreamError::Connect(target.to_string(), e));
+        }
         let mut c = Conn {
             client,
             upstream,
@@ -355,8 +379,8 @@ impl Worker {
         let registry = self.poll.registry();
         let both = Interest::READABLE | Interest::WRITABLE;
         let registered = registry
-            .register(&mut c.client, Token(FIRST_CONN + 2 * key), both)
-            .and_then(|()| registry.register(&mut c.upstream, Token(FIRST_CONN + 2 * key + 1), both));
+            .register(&mut c.client, conn_token(key, serial, false), both)
+            .and_then(|()| registry.register(&mut c.upstream, conn_token(key, serial, true), both));
         if let Err(e) = registered {
             let target = target.to_string();
             return conn::upstream_failed(&self.shared, c.entry, &UpstreamError::Connect(target, e));
@@ -387,10 +411,13 @@ impl Worker {
         });
     }
 
-    /// Something is ready on connection `key`; `connect` is what the event says of the upstream
-    /// socket's connect, which matters until it has completed.
-    fn ready(&mut self, key: usize, connect: Connect) {
-        let Some(c) = self.conns.get_mut(key) else { return };
+    /// Something is ready on connection `key` (when its tag is still `tag`); `connect` is what the
+    /// event says of the upstream socket's connect, which matters until it has completed.
+    fn ready(&mut self, key: usize, tag: usize, connect: Connect) {
+        let Some(c) = self.conns.get_mut(key).filter(|c| self::tag(c.serial) == tag) else {
+            // An event for sockets of a connection that has ended.
+            return;
+        };
         if !c.connected {
             match connect {
                 // The client spoke before the upstream answered; its bytes wait in its socket.
@@ -660,4 +687,30 @@ fn write_all_now(to: &TcpStream, bytes: &[u8]) -> io::Result<usize> {
         }
     }
     Ok(taken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_tokens_round_trip_and_stay_above_the_listeners() {
+        for key in [0, 1, 2, 1000, KEY_MASK] {
+            for serial in [0, 1, 2, 0xFFFF_FFFE, 0xFFFF_FFFF, 0x1_0000_0000, u64::MAX] {
+                for upstream in [false, true] {
+                    let t = conn_token(key, serial, upstream);
+                    assert!(t.0 >= FIRST_CONN, "{key} {serial} {upstream}");
+                    assert_eq!(parse_token(t.0), (key, tag(serial), upstream));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn consecutive_serials_get_different_tags() {
+        for serial in [0, 1, 0xFFFF_FFFD, 0xFFFF_FFFE, 0xFFFF_FFFF, u64::MAX - 1] {
+            assert_ne!(tag(serial), tag(serial + 1), "{serial}");
+            assert_ne!(tag(serial), 0);
+        }
+    }
 }
