@@ -427,7 +427,7 @@ impl Worker {
                 Connect::Failed => {
                     let e = match c.upstream.take_error() {
                         Ok(Some(e)) | Err(e) => e,
-                        Ok(None) => io::Error::from(ErrorKind::ConnectionRefused),
+                        Ok(None) => io::Error::other("the connection ended before it was established"),
                     };
                     let e = UpstreamError::Connect(c.entry.dst.clone(), e);
                     return self.fail(key, &e);
