@@ -28,7 +28,7 @@
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -393,9 +393,8 @@ impl Worker {
 
     /// Mesh traffic through a forward: the runtime routes it as HTTP.
     fn hand_to_runtime(&self, client: TcpStream, peer: SocketAddr, forward: &Forward) {
-        // SAFETY: the descriptor comes straight from the mio stream, which gives up its ownership;
-        // it is an open, non-blocking TCP socket that was never registered with this loop.
-        let std = unsafe { std::net::TcpStream::from_raw_fd(client.into_raw_fd()) };
+        // Still non-blocking, and never registered with this loop.
+        let std = std::net::TcpStream::from(client);
         let shared = self.shared.clone();
         let held = self.held.clone();
         let mode = http::Mode::Service {
