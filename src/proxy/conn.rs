@@ -112,17 +112,13 @@ async fn explicit(stream: TcpStream, peer: SocketAddr, transparent: bool, shared
     }
 }
 
-/// A fixed forward: opaque TCP to the configured destination, when a rule allows it.
+/// A fixed forward to a host name: opaque TCP to the configured destination, when a rule allows it.
+/// (Forwards to an IP address are carried by the epoll loops of `l4`.)
 async fn forward(stream: TcpStream, peer: SocketAddr, f: &Forward, shared: &Shared) {
     let dst = format!("{}:{}", bracket(&f.host), f.port);
     let mut entry = Entry::new("tcp", peer, dst);
-    let verdict = {
-        let active = shared.rules();
-        match f.host.parse::<IpAddr>() {
-            Ok(ip) => allow_addr(&active, ip, f.port),
-            Err(_) => allow_host(&active, &f.host, f.port),
-        }
-    };
+    // `allow_host` still matches an IP literal by address.
+    let verdict = allow_host(&shared.rules(), &f.host, f.port);
     let Some(rule) = verdict else {
         deny(shared, entry);
         return;
