@@ -1,6 +1,7 @@
 //! `--forward` to an IP address, carried by the proxy's epoll loops (`src/proxy/l4.rs`): bulk data
 //! to a reader that stalls (the buffered and the spliced paths, back-pressure both ways), an upstream
-//! that never answers the connect, and many connections spread over several worker threads.
+//! that never answers the connect, and many connections spread over several worker threads; and a
+//! forward to a host name, which stays on the async runtime.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener};
@@ -183,4 +184,41 @@ fn forwarded_connections_spread_over_several_workers_all_complete() {
     assert_eq!(metric(&m, "meshctl_proxy_active_connections", &[]), Some(0.0), "{m}");
     let lines = p.wait_log(WAIT, |log| log.lines().count() >= THREADS * EACH);
     assert_eq!(lines.lines().filter(|l| l.contains(" allow ")).count(), THREADS * EACH);
+}
+
+#[test]
+fn a_forward_to_a_host_name_is_resolved_and_decided_by_host_rules() {
+    let web = crate::proxy_http::http_server();
+    let s = setup(&[("web.yaml", egress_rule("web", "localhost", &[(web.port(), "http")]))]);
+    let p = s.proxy(&[
+        "--forward",
+        &format!("127.0.0.1:0=localhost:{}", web.port()),
+        "--forward",
+        &format!("127.0.0.1:0=localhost:{}", crate::proxy_http::closed_port()),
+    ]);
+    // Allowed by the host rule: the bytes reach the server (resolved per connection).
+    let mut c = connect(&p.forwards[0]);
+    c.write_all(
+        format!(
+            "GET /named HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+            web.port()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("path=/named"),
+        "{answer}"
+    );
+    // The line is written when both sides have closed.
+    drop(c);
+    let line = wait_log_line(&p, &[&format!("-> localhost:{} allow", web.port())]);
+    assert!(line.contains("rule=egress-rule/default/web"), "{line}");
+    // No rule for the other port: closed at once and logged as denied.
+    let mut d = connect(&p.forwards[1]);
+    let mut rest = Vec::new();
+    assert!(matches!(d.read_to_end(&mut rest), Ok(0) | Err(_)) && rest.is_empty());
+    wait_log_line(&p, &[" tcp ", "-> localhost:", " deny "]);
 }
