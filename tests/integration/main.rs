@@ -10,6 +10,7 @@ mod proxy_mysql;
 mod proxy_netns;
 mod proxy_routing;
 mod proxy_store;
+mod proxy_upstream_framing;
 mod roundtrip;
 mod sarif;
 mod serve;

@@ -169,7 +169,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 /// A complete chunked body at the start of `raw`: the decoded bytes and how many bytes it took.
-fn parse_chunked(raw: &[u8]) -> Option<(Vec<u8>, usize)> {
+pub(crate) fn parse_chunked(raw: &[u8]) -> Option<(Vec<u8>, usize)> {
     let mut out = Vec::new();
     let mut at = 0;
     loop {
