@@ -265,7 +265,7 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Re
                 parts,
                 ProxyBody::Upstream {
                     inner: body,
-                    log: Some(Box::new(LogOnDrop::new(entry, sent, shared.clone(), None))),
+                    log: Some(Box::new(LogOnDrop::new(entry, sent, shared.clone()))),
                 },
             )
         }
@@ -533,25 +533,21 @@ pub struct LogOnDrop {
     sent: Arc<AtomicU64>,
     received: u64,
     shared: Arc<Shared>,
-    /// A mesh request's pooled upstream connection: back to its pool when the body ends cleanly.
-    lease: Option<mesh::Lease>,
 }
 
 impl LogOnDrop {
-    pub fn new(entry: Entry, sent: Arc<AtomicU64>, shared: Arc<Shared>, lease: Option<mesh::Lease>) -> LogOnDrop {
+    pub fn new(entry: Entry, sent: Arc<AtomicU64>, shared: Arc<Shared>) -> LogOnDrop {
         LogOnDrop {
             entry,
             sent,
             received: 0,
             shared,
-            lease,
         }
     }
 }
 
 impl Drop for LogOnDrop {
     fn drop(&mut self) {
-        drop(self.lease.take());
         self.entry.sent = self.sent.load(Ordering::Relaxed);
         self.entry.received = self.received;
         self.entry.finish();
@@ -561,52 +557,84 @@ impl Drop for LogOnDrop {
 }
 
 /// What the proxy answers with: its own short text, or the upstream's body streamed through.
+// The mesh variant carries its connection (a few hundred bytes); the body is built once per answer and
+// moved into hyper once, where boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub enum ProxyBody {
     Local(Option<Bytes>),
+    /// From hyper's client (egress).
     Upstream {
         inner: Incoming,
         log: Option<Box<LogOnDrop>>,
     },
+    /// From the mesh's own client.
+    Mesh {
+        inner: mesh::UpstreamBody,
+        log: Option<Box<LogOnDrop>>,
+    },
+}
+
+/// What polling an upstream body gave, for its log line.
+enum Polled<'a> {
+    Data(usize),
+    Failed(&'a dyn std::fmt::Display),
+    End,
+    Pending,
+}
+
+/// Counts a piece of an upstream body into the request's log line, and writes the line (by dropping
+/// it) once the body has ended or failed.
+fn account(polled: Polled<'_>, ended: bool, log: &mut Option<Box<LogOnDrop>>) {
+    match polled {
+        Polled::Data(n) => {
+            if let Some(l) = log.as_mut() {
+                l.received += n as u64;
+            }
+            // hyper stops polling once a body with a known length says it has ended, so
+            // `Ready(None)` may never come: the end is noticed here.
+            if ended {
+                *log = None;
+            }
+        }
+        Polled::Failed(e) => {
+            if let Some(l) = log.as_mut() {
+                l.entry.error = Some(format!("upstream body: {e}"));
+            }
+            *log = None;
+        }
+        Polled::End => *log = None,
+        Polled::Pending => {}
+    }
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             ProxyBody::Local(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream { inner, log } => {
                 let r = Pin::new(&mut *inner).poll_frame(cx);
-                match &r {
-                    Poll::Ready(Some(Ok(frame))) => {
-                        if let (Some(d), Some(l)) = (frame.data_ref(), log.as_mut()) {
-                            l.received += d.len() as u64;
-                        }
-                        // hyper stops polling once a body with a known length says it has ended, so
-                        // `Ready(None)` may never come: the end is noticed here.
-                        if inner.is_end_stream() {
-                            if let Some(lease) = log.as_mut().and_then(|l| l.lease.as_mut()) {
-                                lease.clean = true;
-                            }
-                            *log = None;
-                        }
-                    }
-                    Poll::Ready(Some(Err(e))) => {
-                        if let Some(l) = log.as_mut() {
-                            l.entry.error = Some(format!("upstream body: {e}"));
-                        }
-                        *log = None;
-                    }
-                    Poll::Ready(None) => {
-                        if let Some(lease) = log.as_mut().and_then(|l| l.lease.as_mut()) {
-                            lease.clean = true;
-                        }
-                        *log = None;
-                    }
-                    Poll::Pending => {}
-                }
-                r
+                let polled = match &r {
+                    Poll::Ready(Some(Ok(frame))) => Polled::Data(frame.data_ref().map_or(0, |d| d.len())),
+                    Poll::Ready(Some(Err(e))) => Polled::Failed(e),
+                    Poll::Ready(None) => Polled::End,
+                    Poll::Pending => Polled::Pending,
+                };
+                account(polled, inner.is_end_stream(), log);
+                r.map_err(Into::into)
+            }
+            ProxyBody::Mesh { inner, log } => {
+                let r = inner.poll_data(cx);
+                let polled = match &r {
+                    Poll::Ready(Some(Ok(data))) => Polled::Data(data.len()),
+                    Poll::Ready(Some(Err(e))) => Polled::Failed(e),
+                    Poll::Ready(None) => Polled::End,
+                    Poll::Pending => Polled::Pending,
+                };
+                account(polled, inner.is_end_stream(), log);
+                r.map(|o| o.map(|r| r.map(Frame::data).map_err(Into::into)))
             }
         }
     }
@@ -615,6 +643,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Local(b) => b.is_none(),
             ProxyBody::Upstream { inner, .. } => inner.is_end_stream(),
+            ProxyBody::Mesh { inner, .. } => inner.is_end_stream(),
         }
     }
 
@@ -623,6 +652,7 @@ impl Body for ProxyBody {
             ProxyBody::Local(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Local(None) => SizeHint::with_exact(0),
             ProxyBody::Upstream { inner, .. } => inner.size_hint(),
+            ProxyBody::Mesh { inner, .. } => inner.size_hint(),
         }
     }
 }

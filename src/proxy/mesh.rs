@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
@@ -14,13 +13,13 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
+use hyper::body::{Body, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
 use super::access_log::{Decision, Entry, MeshInfo};
 use super::conn::{self, UpstreamError};
+use super::h1::{self, BodyState, Framing, Payload};
 use super::http::{CountingBody, LogOnDrop, ProxyBody, local, strip_hop_by_hop};
 use super::routes::{Cluster, RequestFacts, RouteAction, RuleAction, chance};
 use super::state::{Active, Shared};
@@ -280,7 +279,7 @@ impl EndpointState {
 
 /// An idle upstream connection and how many requests it has carried.
 struct Pooled {
-    sender: SendRequest<MeshBody>,
+    conn: h1::Conn,
     uses: u64,
     _counted: Counted,
 }
@@ -312,7 +311,7 @@ impl Drop for Lease {
         self.cluster.in_flight.fetch_sub(1, Ordering::Relaxed);
         if let Some(mut c) = self.conn.take() {
             c.uses += 1;
-            if self.clean && self.max_uses.is_none_or(|m| c.uses < m) && !c.sender.is_closed() {
+            if self.clean && self.max_uses.is_none_or(|m| c.uses < m) && c.conn.drained() {
                 lock(&self.endpoint.idle).push(c);
                 self.cluster.freed.notify_waiters();
             }
@@ -320,37 +319,62 @@ impl Drop for Lease {
     }
 }
 
-// === The request body sent upstream ===
+// === The answer's body ===
 
-/// Kept in memory (replayable) or streamed from the client.
-pub enum MeshBody {
-    Full(Option<Bytes>),
-    Stream(CountingBody),
+/// An upstream answer's body, read from its connection; the connection goes back to its pool (by
+/// the lease) as soon as the body has been read to a clean end.
+pub struct UpstreamBody {
+    conn: Option<Pooled>,
+    state: BodyState,
+    keep_alive: bool,
+    lease: Option<Lease>,
 }
 
-impl Body for MeshBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
+impl UpstreamBody {
+    fn new(mut lease: Lease, head: &h1::Head) -> UpstreamBody {
+        let mut body = UpstreamBody {
+            conn: lease.conn.take(),
+            state: BodyState::new(head.framing),
+            keep_alive: head.keep_alive,
+            lease: Some(lease),
+        };
+        // A body-less answer (204, Content-Length: 0, HEAD) is never polled: its connection is free
+        // as soon as the head is in.
+        if body.state.is_done() {
+            body.release(true);
+        }
+        body
+    }
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
-            MeshBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            MeshBody::Stream(s) => Pin::new(s).poll_frame(cx),
+    /// Ends the request on its connection: back to the pool when `clean` and the answer allows it.
+    fn release(&mut self, clean: bool) {
+        if let Some(mut lease) = self.lease.take() {
+            lease.conn = self.conn.take();
+            lease.clean = clean && self.keep_alive;
         }
     }
 
-    fn is_end_stream(&self) -> bool {
-        match self {
-            MeshBody::Full(b) => b.is_none(),
-            MeshBody::Stream(s) => s.is_end_stream(),
+    pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, h1::Error>>> {
+        let Some(pooled) = self.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let r = pooled.conn.poll_body(&mut self.state, cx);
+        match &r {
+            Poll::Ready(Some(Err(_))) => self.release(false),
+            Poll::Ready(_) if self.state.is_done() => self.release(true),
+            _ => {}
         }
+        r
     }
 
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            MeshBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            MeshBody::Full(None) => SizeHint::with_exact(0),
-            MeshBody::Stream(s) => s.size_hint(),
+    pub fn is_end_stream(&self) -> bool {
+        self.state.is_done()
+    }
+
+    pub fn size_hint(&self) -> SizeHint {
+        match self.state.remaining() {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
         }
     }
 }
@@ -631,50 +655,50 @@ pub async fn handle(
             entry.status = Some(status.as_u16());
             logged(shared, entry, info, resp)
         }
-        Ok((mut resp, lease)) => {
-            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                if let Some(client) = client_upgrade {
-                    let upstream = hyper::upgrade::on(&mut resp);
-                    state.record(101, started.elapsed());
-                    entry.status = Some(101);
-                    entry.mesh = Some(Box::new(info));
-                    tunnel(client, upstream, entry, shared.clone(), lease);
-                    let (rparts, _) = resp.into_parts();
-                    let mut out = Response::new(ProxyBody::Local(None));
-                    *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-                    *out.headers_mut() = rparts.headers;
-                    return out;
-                }
-            }
-            let (mut rparts, rbody) = resp.into_parts();
-            state.record(rparts.status.as_u16(), started.elapsed());
-            entry.status = Some(rparts.status.as_u16());
-            strip_hop_by_hop(&mut rparts.headers);
-            if let Some((c, o)) = cors {
-                put(&mut rparts.headers, header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
-                if !c.expose_headers.is_empty() {
-                    put(
-                        &mut rparts.headers,
-                        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                        &c.expose_headers,
+        Ok((head, mut lease)) => {
+            if head.framing == Framing::Upgrade {
+                let (Some(client), Some(upstream)) = (client_upgrade, lease.conn.take()) else {
+                    state.record(502, started.elapsed());
+                    entry.status = Some(502);
+                    let body = format!(
+                        "meshctl proxy: {}: the upstream switched protocols without being asked to\n",
+                        info.upstream.as_deref().unwrap_or("?")
                     );
+                    return logged(shared, entry, info, local(StatusCode::BAD_GATEWAY, body));
+                };
+                state.record(101, started.elapsed());
+                entry.status = Some(101);
+                entry.mesh = Some(Box::new(info));
+                tunnel(client, upstream, entry, shared.clone(), lease);
+                let mut out = Response::new(ProxyBody::Local(None));
+                *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                *out.headers_mut() = head.headers;
+                return out;
+            }
+            let body = UpstreamBody::new(lease, &head);
+            let h1::Head {
+                status, mut headers, ..
+            } = head;
+            state.record(status.as_u16(), started.elapsed());
+            entry.status = Some(status.as_u16());
+            strip_hop_by_hop(&mut headers);
+            if let Some((c, o)) = cors {
+                put(&mut headers, header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+                if !c.expose_headers.is_empty() {
+                    put(&mut headers, header::ACCESS_CONTROL_EXPOSE_HEADERS, &c.expose_headers);
                 }
                 if c.allow_credentials {
-                    put(&mut rparts.headers, header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true");
+                    put(&mut headers, header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true");
                 }
             }
             entry.mesh = Some(Box::new(info));
-            // A response with no body (204, Content-Length: 0, HEAD) is never polled: its connection
-            // is free as soon as the head is in.
-            let mut lease = lease;
-            lease.clean = rbody.is_end_stream();
-            Response::from_parts(
-                rparts,
-                ProxyBody::Upstream {
-                    inner: rbody,
-                    log: Some(Box::new(LogOnDrop::new(entry, sent, shared.clone(), Some(lease)))),
-                },
-            )
+            let mut resp = Response::new(ProxyBody::Mesh {
+                inner: body,
+                log: Some(Box::new(LogOnDrop::new(entry, sent, shared.clone()))),
+            });
+            *resp.status_mut() = status;
+            *resp.headers_mut() = headers;
+            resp
         }
     }
 }
@@ -702,18 +726,20 @@ async fn attempts(
     counters: &super::mesh::ServiceCounters,
     info: &mut MeshInfo,
     websocket: bool,
-) -> Result<(Response<Incoming>, Lease), Failure> {
+) -> Result<(h1::Head, Lease), Failure> {
     let retry = action.retry.clone().unwrap_or(super::routes::Retry {
         attempts: 0,
         per_try_timeout: None,
     });
-    let mut parts = parts;
     let idempotent = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
     );
-    let state = &cluster.state;
     let mut tries = 0u32;
+    let empty_body = match &body {
+        Replay::Bytes(b) => b.is_empty(),
+        Replay::Stream(s) => s.as_ref().is_none_or(|s| s.is_end_stream()),
+    };
     // Holds a place in the retry budget from the first retry until the request ends, however it
     // ends (the overall timeout drops this future mid-try).
     let mut retrying = RetryBudget(None);
@@ -722,38 +748,42 @@ async fn attempts(
         let endpoint = pick(cluster);
         info.upstream = Some(endpoint.address.clone());
         let tried = 'try_once: {
-            let mut lease = match acquire(cluster, &endpoint, shared, websocket).await {
+            let mut lease = match take(cluster, &endpoint, shared, websocket).await {
                 Ok(l) => l,
-                Err(Acquire::Overflow) => {
-                    // Not the endpoint's fault, and no retry would fare better.
-                    state.overflow_pending.fetch_add(1, Ordering::Relaxed);
-                    let limit = cluster.policy.max_pending;
-                    break 'try_once Err(overflow_failure(cluster, "httpMaxPendingRequests", limit));
+                Err(f) => break 'try_once Err(f),
+            };
+            let mut replayed = false;
+            let answer = loop {
+                let Some(pooled) = lease.conn.as_mut() else {
+                    let body = "meshctl proxy: no upstream connection\n".to_string();
+                    break 'try_once Err(Failure::Local(StatusCode::BAD_GATEWAY, body, true));
+                };
+                let reused = pooled.uses > 0;
+                let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                let sending = pooled
+                    .conn
+                    .send(&parts.method, target, &parts.headers, payload(&mut body));
+                let answer = match retry.per_try_timeout {
+                    Some(t) => tokio::time::timeout(t, sending).await.ok(),
+                    None => Some(sending.await),
+                };
+                // An idle connection the upstream closed just as the request went out: the request
+                // goes once more, on a new connection, when it is safe to send again (as HTTP
+                // clients do). Not a retry of the rule's, and not the endpoint's failure.
+                let stale = matches!(&answer, Some(Err(e)) if e.before_any_answer());
+                if stale && reused && !replayed && idempotent && (empty_body || matches!(body, Replay::Bytes(_))) {
+                    replayed = true;
+                    drop(lease);
+                    lease = match take(cluster, &endpoint, shared, true).await {
+                        Ok(l) => l,
+                        Err(f) => break 'try_once Err(f),
+                    };
+                    continue;
                 }
-                Err(Acquire::Failed(e)) => {
-                    shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
-                    let body = format!("meshctl proxy: {}: {e}\n", endpoint.address);
-                    break 'try_once Err(Failure::Local(e.http_status(), body, true));
-                }
-            };
-            // The head is copied only while a retry may still need it.
-            let request = if can_retry {
-                build(&parts, &mut body)
-            } else {
-                let parts = std::mem::replace(&mut parts, Request::new(()).into_parts().0);
-                build_owned(parts, &mut body)
-            };
-            let Some(sender) = lease.conn.as_mut().map(|c| &mut c.sender) else {
-                let body = "meshctl proxy: no upstream connection\n".to_string();
-                break 'try_once Err(Failure::Local(StatusCode::BAD_GATEWAY, body, true));
-            };
-            let sending = sender.send_request(request);
-            let answer = match retry.per_try_timeout {
-                Some(t) => tokio::time::timeout(t, sending).await.ok(),
-                None => Some(sending.await),
+                break answer;
             };
             match answer {
-                Some(Ok(resp)) => Ok((resp, lease)),
+                Some(Ok(head)) => Ok((head, lease)),
                 Some(Err(e)) => {
                     shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
                     let body = format!("meshctl proxy: {}: the upstream failed: {e}\n", endpoint.address);
@@ -769,7 +799,7 @@ async fn attempts(
             }
         };
         let failed = match &tried {
-            Ok((resp, _)) => resp.status().is_server_error(),
+            Ok((head, _)) => head.status.is_server_error(),
             // A circuit-breaker overflow (not counted) ends the request at once.
             Err(Failure::Local(_, _, counted)) => {
                 if !counted {
@@ -819,27 +849,16 @@ fn start_retry<'a>(cluster: &'a Cluster, retrying: &mut RetryBudget<'a>) -> bool
     ok
 }
 
-fn build_owned(parts: http::request::Parts, body: &mut Replay) -> Request<MeshBody> {
-    Request::from_parts(parts, replay_body(body))
-}
-
-fn replay_body(body: &mut Replay) -> MeshBody {
+/// The body for one try: the kept bytes (again for a retry), or the client's stream (once).
+fn payload(body: &mut Replay) -> Payload {
     match body {
-        Replay::Bytes(b) => MeshBody::Full((!b.is_empty()).then(|| b.clone())),
+        Replay::Bytes(b) if b.is_empty() => Payload::None,
+        Replay::Bytes(b) => Payload::Bytes(b.clone()),
         Replay::Stream(s) => match s.take() {
-            Some(s) => MeshBody::Stream(s),
-            None => MeshBody::Full(None),
+            Some(s) => Payload::Stream(s),
+            None => Payload::None,
         },
     }
-}
-
-fn build(parts: &http::request::Parts, body: &mut Replay) -> Request<MeshBody> {
-    let mut req = Request::new(replay_body(body));
-    *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = parts.uri.clone();
-    *req.version_mut() = parts.version;
-    *req.headers_mut() = parts.headers.clone();
-    req
 }
 
 /// The endpoint for the next request, by the policy's balancer, skipping ejected endpoints unless
@@ -952,10 +971,8 @@ async fn acquire(
         if !fresh {
             loop {
                 let Some(mut c) = lock(&endpoint.idle).pop() else { break };
-                if c.sender.is_closed() {
-                    continue;
-                }
-                if c.sender.ready().await.is_ok() {
+                // One the upstream closed while it was idle is dropped (and uncounted).
+                if c.conn.reusable() {
                     return Ok(lease(cluster, endpoint, Some(c)));
                 }
             }
@@ -968,12 +985,12 @@ async fn acquire(
             .is_ok();
         if opened {
             let counted = Counted(state.clone());
-            let sender = connect(endpoint, shared).await.map_err(Acquire::Failed)?;
+            let conn = connect(endpoint, shared).await.map_err(Acquire::Failed)?;
             return Ok(lease(
                 cluster,
                 endpoint,
                 Some(Pooled {
-                    sender,
+                    conn,
                     uses: 0,
                     _counted: counted,
                 }),
@@ -1008,6 +1025,29 @@ async fn acquire(
     }
 }
 
+/// `acquire`, with its failures as the answers they give.
+async fn take(
+    cluster: &Cluster,
+    endpoint: &Arc<EndpointState>,
+    shared: &Shared,
+    fresh: bool,
+) -> Result<Lease, Failure> {
+    match acquire(cluster, endpoint, shared, fresh).await {
+        Ok(l) => Ok(l),
+        Err(Acquire::Overflow) => {
+            // Not the endpoint's fault, and no retry would fare better.
+            cluster.state.overflow_pending.fetch_add(1, Ordering::Relaxed);
+            let limit = cluster.policy.max_pending;
+            Err(overflow_failure(cluster, "httpMaxPendingRequests", limit))
+        }
+        Err(Acquire::Failed(e)) => {
+            shared.metrics.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            let body = format!("meshctl proxy: {}: {e}\n", endpoint.address);
+            Err(Failure::Local(e.http_status(), body, true))
+        }
+    }
+}
+
 fn lease(cluster: &Cluster, endpoint: &Arc<EndpointState>, conn: Option<Pooled>) -> Lease {
     endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
     cluster.state.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -1032,13 +1072,9 @@ fn evict_one(cluster: &Cluster, keep: &Arc<EndpointState>) -> bool {
     false
 }
 
-async fn connect(endpoint: &EndpointState, shared: &Shared) -> Result<SendRequest<MeshBody>, UpstreamError> {
+async fn connect(endpoint: &EndpointState, shared: &Shared) -> Result<h1::Conn, UpstreamError> {
     let tcp = conn::connect(&endpoint.host, endpoint.port, shared.connect_timeout).await?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| UpstreamError::Tls(endpoint.address.clone(), format!("HTTP handshake: {e}")))?;
-    tokio::spawn(connection.with_upgrades());
-    Ok(sender)
+    Ok(h1::Conn::new(tcp))
 }
 
 /// A copy of the request for the mirror, sent on its own connection; its answer is read and dropped.
@@ -1047,42 +1083,57 @@ fn mirror(cluster: Arc<Cluster>, parts: &http::request::Parts, body: Bytes, host
         return;
     }
     let endpoint = pick(&cluster);
-    let mut req = build(parts, &mut Replay::Bytes(body));
+    let method = parts.method.clone();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let mut headers = parts.headers.clone();
     // As Envoy did: `-shadow` appended to the whole authority.
     let shadow = format!("{host}-shadow");
     if let Ok(v) = HeaderValue::from_str(&shadow) {
-        req.headers_mut().insert(header::HOST, v);
+        headers.insert(header::HOST, v);
     }
+    let payload = if body.is_empty() {
+        Payload::None
+    } else {
+        Payload::Bytes(body)
+    };
     let shared = shared.clone();
     tokio::spawn(async move {
-        let Ok(mut sender) = connect(&endpoint, &shared).await else {
-            return;
+        let exchange = async {
+            let mut conn = connect(&endpoint, &shared).await.ok()?;
+            let head = conn.send(&method, &target, &headers, payload).await.ok()?;
+            let mut state = BodyState::new(head.framing);
+            while let Some(Ok(_)) = std::future::poll_fn(|cx| conn.poll_body(&mut state, cx)).await {}
+            Some(())
         };
-        if let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(30), sender.send_request(req)).await {
-            let mut body = resp.into_body();
-            while let Some(Ok(_)) = http_body_util::BodyExt::frame(&mut body).await {}
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(30), exchange).await;
     });
 }
 
 /// After a 101: bytes both ways between the client and the upstream until either side ends.
-fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
-    mut entry: Entry,
-    shared: Arc<Shared>,
-    lease: Lease,
-) {
+fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: Pooled, mut entry: Entry, shared: Arc<Shared>, lease: Lease) {
     tokio::spawn(async move {
         let _lease = lease;
-        match tokio::try_join!(client, upstream) {
-            Ok((c, u)) => {
+        let Pooled {
+            conn,
+            _counted: counted,
+            ..
+        } = upstream;
+        let _counted = counted;
+        // Bytes the upstream sent right after its 101 are the first of the new protocol.
+        let (mut upstream, early) = conn.into_io();
+        match client.await {
+            Ok(c) => {
                 let mut c = TokioIo::new(c);
-                let mut u = TokioIo::new(u);
-                match tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                let copied = async {
+                    if !early.is_empty() {
+                        tokio::io::AsyncWriteExt::write_all(&mut c, &early).await?;
+                    }
+                    tokio::io::copy_bidirectional(&mut c, &mut upstream).await
+                };
+                match copied.await {
                     Ok((sent, received)) => {
                         entry.sent = sent;
-                        entry.received = received;
+                        entry.received = received + early.len() as u64;
                     }
                     Err(e) => entry.error = Some(format!("websocket: {e}")),
                 }

@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod conn;
+pub mod h1;
 pub mod http;
 pub mod l4;
 pub mod mesh;

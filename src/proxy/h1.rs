@@ -1,0 +1,759 @@
+//! The proxy's HTTP/1.1 client for mesh requests: one pooled connection to an endpoint, a request
+//! written in one piece, the answer's head parsed with `httparse` and its body framed here.
+//!
+//! hyper's client does the same job through a connection task, a dispatch channel and a body channel
+//! per request; on a keep-alive connection that costs about 2.6 µs of CPU per request more than this
+//! (`bench/h1-cost.sh`), a seventh of what a routed request costs the proxy in all. The request's task
+//! drives its connection itself: the connection is borrowed for the request and its answer's head, and
+//! moved into the answer's body, which gives it back (to its pool) once the body has ended cleanly.
+//!
+//! Framing follows RFC 9112: an answer to HEAD, a 1xx, 204 or 304 has no body; `Transfer-Encoding`
+//! ending in `chunked` is decoded (extensions and trailers skipped), any other transfer coding is read
+//! to the close; otherwise `Content-Length` (several equal values allowed, differing ones refused), else
+//! the body runs to the close. Interim answers (`100 Continue`) are skipped. A connection is kept for
+//! another request only when the answer is HTTP/1.1 without `Connection: close` (or HTTP/1.0 with
+//! `keep-alive`), its body had a length or was chunked, and every byte of it was read.
+
+use std::io;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Version};
+use http_body_util::BodyExt as _;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+
+use super::http::CountingBody;
+
+/// The most header fields an answer may have (hyper's limit too).
+const MAX_HEADERS: usize = 100;
+/// The most bytes an answer's head (status line and header fields) may take.
+const MAX_HEAD: usize = 64 * 1024;
+/// The most bytes of one chunk-size line or trailer section.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+const MAX_TRAILERS: usize = 64 * 1024;
+/// A request body up to this size is sent in the same write as the head.
+const COALESCE: usize = 16 * 1024;
+/// Free space below which the read buffer grows before a read, and by how much.
+const READ_MIN: usize = 2 * 1024;
+const READ_GROW: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the connection closed before an answer")]
+    Closed,
+    #[error("the connection closed before the end of the chunked body")]
+    Cut,
+    #[error("the connection closed with {0} bytes of the answer's body missing")]
+    Truncated(u64),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("invalid answer: {0}")]
+    Invalid(String),
+    #[error("reading the request body: {0}")]
+    RequestBody(hyper::Error),
+}
+
+impl Error {
+    /// Whether the request failed before any byte of an answer came: the connection was closed or
+    /// reset under it (what happens to a request sent on a keep-alive connection the upstream was
+    /// closing).
+    pub fn before_any_answer(&self) -> bool {
+        match self {
+            Error::Closed => true,
+            Error::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// A request body.
+pub enum Payload {
+    None,
+    Bytes(Bytes),
+    Stream(CountingBody),
+}
+
+/// How an answer's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (HEAD, 1xx, 204, 304).
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Read until the upstream closes.
+    UntilClose,
+    /// 101 Switching Protocols: the connection now carries the upgraded protocol.
+    Upgrade,
+}
+
+/// An answer's head.
+#[derive(Debug)]
+pub struct Head {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// Whether the connection may carry another request once the body is read.
+    pub keep_alive: bool,
+}
+
+enum Parsed {
+    Head(Head),
+    /// An interim answer (1xx other than 101), consumed.
+    Interim,
+    /// Not all of the head is in yet.
+    Partial,
+}
+
+/// Where the reading of a body stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyState {
+    Length(u64),
+    ChunkSize,
+    ChunkData(u64),
+    ChunkEnd,
+    Trailers(usize),
+    UntilClose,
+    Done,
+}
+
+impl BodyState {
+    pub fn new(framing: Framing) -> BodyState {
+        match framing {
+            Framing::Empty | Framing::Upgrade | Framing::Length(0) => BodyState::Done,
+            Framing::Length(n) => BodyState::Length(n),
+            Framing::Chunked => BodyState::ChunkSize,
+            Framing::UntilClose => BodyState::UntilClose,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        *self == BodyState::Done
+    }
+
+    /// The bytes still to come, when known.
+    pub fn remaining(&self) -> Option<u64> {
+        match self {
+            BodyState::Length(n) => Some(*n),
+            BodyState::Done => Some(0),
+            _ => None,
+        }
+    }
+}
+
+/// One connection to an upstream.
+#[derive(Debug)]
+pub struct Conn {
+    io: TcpStream,
+    /// Bytes read and not yet consumed.
+    buf: BytesMut,
+    /// The request head being written (kept to reuse its allocation).
+    out: Vec<u8>,
+}
+
+impl Conn {
+    pub fn new(io: TcpStream) -> Conn {
+        Conn {
+            io,
+            buf: BytesMut::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Whether an idle connection can carry another request: nothing unasked is waiting in it and the
+    /// upstream has not closed it. Costs no system call unless the socket was reported readable.
+    pub fn reusable(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Whether the answer just read left nothing behind it (a clean end for a keep-alive connection).
+    pub fn drained(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The socket and any bytes already read past the answer's head (after a 101).
+    pub fn into_io(self) -> (TcpStream, BytesMut) {
+        (self.io, self.buf)
+    }
+
+    /// Sends a request and reads its answer's head. `target` is the request target in origin form;
+    /// `headers` go as they are, except the framing fields, which are written here for `body`.
+    pub async fn send(
+        &mut self,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        body: Payload,
+    ) -> Result<Head, Error> {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let written = self.write_request(&mut out, method, target, headers, body).await;
+        self.out = out;
+        written?;
+        self.read_head(method).await
+    }
+
+    async fn write_request(
+        &mut self,
+        out: &mut Vec<u8>,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        body: Payload,
+    ) -> Result<(), Error> {
+        out.extend_from_slice(method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in headers {
+            if name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING {
+                continue;
+            }
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        // None: no framing field at all (a request without a body, as GET usually is).
+        let length = match &body {
+            Payload::None => {
+                let announced = headers.contains_key(header::CONTENT_LENGTH);
+                (announced || matches!(*method, Method::POST | Method::PUT | Method::PATCH)).then_some(Some(0))
+            }
+            Payload::Bytes(b) => Some(Some(b.len() as u64)),
+            Payload::Stream(s) => {
+                use hyper::body::Body as _;
+                Some(if s.is_end_stream() {
+                    Some(0)
+                } else {
+                    s.size_hint().exact()
+                })
+            }
+        };
+        let chunked = length == Some(None);
+        match length {
+            None => out.extend_from_slice(b"\r\n"),
+            Some(Some(n)) => {
+                out.extend_from_slice(b"content-length: ");
+                out.extend_from_slice(itoa_u64(n, &mut [0u8; 20]));
+                out.extend_from_slice(b"\r\n\r\n");
+            }
+            Some(None) => out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
+        }
+        match body {
+            Payload::None => self.io.write_all(out).await?,
+            Payload::Bytes(b) if b.len() <= COALESCE => {
+                out.extend_from_slice(&b);
+                self.io.write_all(out).await?;
+            }
+            Payload::Bytes(b) => {
+                self.io.write_all(out).await?;
+                self.io.write_all(&b).await?;
+            }
+            Payload::Stream(mut s) => {
+                self.io.write_all(out).await?;
+                while let Some(frame) = s.frame().await {
+                    let frame = frame.map_err(Error::RequestBody)?;
+                    let Ok(data) = frame.into_data() else { continue };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    if chunked {
+                        let mut size = [0u8; 18];
+                        let n = hex_line(data.len(), &mut size);
+                        self.io.write_all(&size[..n]).await?;
+                        self.io.write_all(&data).await?;
+                        self.io.write_all(b"\r\n").await?;
+                    } else {
+                        self.io.write_all(&data).await?;
+                    }
+                }
+                if chunked {
+                    self.io.write_all(b"0\r\n\r\n").await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_head(&mut self, method: &Method) -> Result<Head, Error> {
+        loop {
+            match self.parse_head(method)? {
+                Parsed::Head(head) => return Ok(head),
+                // The next answer may already be in.
+                Parsed::Interim => continue,
+                Parsed::Partial => {}
+            }
+            let n = std::future::poll_fn(|cx| self.poll_fill(cx)).await?;
+            if n == 0 && self.buf.is_empty() {
+                return Err(Error::Closed);
+            }
+            if n == 0 {
+                return Err(Error::Invalid("the connection closed in the middle of its head".into()));
+            }
+        }
+    }
+
+    /// Parses the head at the front of the buffer.
+    fn parse_head(&mut self, method: &Method) -> Result<Parsed, Error> {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut fields);
+        let len = match resp.parse(&self.buf) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                if self.buf.len() > MAX_HEAD {
+                    return Err(Error::Invalid(format!("its head is over {} KiB", MAX_HEAD / 1024)));
+                }
+                return Ok(Parsed::Partial);
+            }
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(Error::Invalid(format!("more than {MAX_HEADERS} header fields")));
+            }
+            Err(e) => return Err(Error::Invalid(e.to_string())),
+        };
+        let code = resp.code.unwrap_or_default();
+        let status = StatusCode::from_u16(code).map_err(|_| Error::Invalid(format!("status {code}")))?;
+        let version = if resp.version == Some(0) {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            self.buf.advance(len);
+            return Ok(Parsed::Interim);
+        }
+        // Where each field's name and value sit in the head, so that the values can be slices of
+        // one shared copy of the head instead of an allocation each.
+        let base = self.buf.as_ptr() as usize;
+        let offset = |s: &[u8]| s.as_ptr() as usize - base;
+        let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
+        let count = resp.headers.len();
+        for (span, f) in spans.iter_mut().zip(resp.headers.iter()) {
+            *span = (offset(f.name.as_bytes()), f.name.len(), offset(f.value), f.value.len());
+        }
+        let raw = self.buf.split_to(len).freeze();
+        let mut headers = HeaderMap::with_capacity(count);
+        for &(name_at, name_len, value_at, value_len) in spans.iter().take(count) {
+            let name_bytes = &raw[name_at..name_at + name_len];
+            let name = HeaderName::from_bytes(name_bytes)
+                .map_err(|_| Error::Invalid(format!("header name {:?}", String::from_utf8_lossy(name_bytes))))?;
+            let value = HeaderValue::from_maybe_shared(raw.slice(value_at..value_at + value_len))
+                .map_err(|_| Error::Invalid(format!("the value of {name}")))?;
+            headers.append(name, value);
+        }
+        let framing = framing(method, status, &headers)?;
+        let close_asked = has_token(&headers, "close");
+        let keep_alive = match version {
+            Version::HTTP_11 => !close_asked,
+            _ => !close_asked && has_token(&headers, "keep-alive"),
+        } && matches!(framing, Framing::Empty | Framing::Length(_) | Framing::Chunked);
+        Ok(Parsed::Head(Head {
+            status,
+            version,
+            headers,
+            framing,
+            keep_alive,
+        }))
+    }
+
+    /// Reads more bytes into the buffer: how many (0 at the upstream's end).
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < READ_MIN {
+            self.buf.reserve(READ_GROW);
+        }
+        loop {
+            ready!(self.io.poll_read_ready(cx))?;
+            match self.io.try_read_buf(&mut self.buf) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// The next piece of an answer's body; `Ready(None)` at its end.
+    pub fn poll_body(&mut self, state: &mut BodyState, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        loop {
+            match *state {
+                BodyState::Done => return Poll::Ready(None),
+                BodyState::Length(rest) | BodyState::ChunkData(rest) => {
+                    if !self.buf.is_empty() {
+                        let n = rest.min(self.buf.len() as u64);
+                        let left = rest - n;
+                        *state = match (*state, left) {
+                            (BodyState::Length(_), 0) => BodyState::Done,
+                            (BodyState::Length(_), _) => BodyState::Length(left),
+                            (_, 0) => BodyState::ChunkEnd,
+                            _ => BodyState::ChunkData(left),
+                        };
+                        // `n` is at most the buffer's length, a usize.
+                        let data = self.buf.split_to(n as usize).freeze();
+                        return Poll::Ready(Some(Ok(data)));
+                    }
+                }
+                BodyState::UntilClose => {
+                    if !self.buf.is_empty() {
+                        return Poll::Ready(Some(Ok(self.buf.split().freeze())));
+                    }
+                }
+                BodyState::ChunkSize => {
+                    if let Some(end) = memchr::memchr(b'\n', &self.buf) {
+                        let size = chunk_size(&self.buf[..end])?;
+                        self.buf.advance(end + 1);
+                        *state = if size == 0 {
+                            BodyState::Trailers(0)
+                        } else {
+                            BodyState::ChunkData(size)
+                        };
+                        continue;
+                    }
+                    if self.buf.len() > MAX_CHUNK_LINE {
+                        return Poll::Ready(Some(Err(Error::Invalid("a chunk-size line is too long".into()))));
+                    }
+                }
+                BodyState::ChunkEnd => {
+                    if self.buf.starts_with(b"\r\n") {
+                        self.buf.advance(2);
+                        *state = BodyState::ChunkSize;
+                        continue;
+                    }
+                    if self.buf.starts_with(b"\n") {
+                        self.buf.advance(1);
+                        *state = BodyState::ChunkSize;
+                        continue;
+                    }
+                    if self.buf.len() >= 2 || self.buf.first().is_some_and(|b| *b != b'\r') {
+                        return Poll::Ready(Some(Err(Error::Invalid("a chunk does not end with CRLF".into()))));
+                    }
+                }
+                BodyState::Trailers(seen) => {
+                    if let Some(end) = memchr::memchr(b'\n', &self.buf) {
+                        let empty = self.buf[..end].iter().all(|b| *b == b'\r');
+                        self.buf.advance(end + 1);
+                        *state = if empty {
+                            BodyState::Done
+                        } else {
+                            BodyState::Trailers(seen + end + 1)
+                        };
+                        if seen + end + 1 > MAX_TRAILERS {
+                            return Poll::Ready(Some(Err(Error::Invalid("the trailers are too long".into()))));
+                        }
+                        continue;
+                    }
+                }
+            }
+            match ready!(self.poll_fill(cx)) {
+                Ok(0) => {
+                    return Poll::Ready(match *state {
+                        BodyState::UntilClose => {
+                            *state = BodyState::Done;
+                            None
+                        }
+                        BodyState::Length(n) => Some(Err(Error::Truncated(n))),
+                        _ => Some(Err(Error::Cut)),
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Some(Err(Error::Io(e)))),
+            }
+        }
+    }
+}
+
+/// How the answer's body is delimited (RFC 9112, section 6.3).
+fn framing(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<Framing, Error> {
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(Framing::Upgrade);
+    }
+    if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Framing::Empty);
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        let last = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|t| !t.is_empty());
+        return Ok(match last {
+            Some(t) if t.eq_ignore_ascii_case("chunked") => Framing::Chunked,
+            _ => Framing::UntilClose,
+        });
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|b| *b == b',') {
+            let text = std::str::from_utf8(part).unwrap_or("").trim();
+            let n = text
+                .parse::<u64>()
+                .ok()
+                .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(|| Error::Invalid(format!("Content-Length {text:?}")))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Error::Invalid("Content-Length fields that disagree".into()));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+}
+
+/// Whether a `Connection` field names `token`.
+fn has_token(headers: &HeaderMap, token: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The size of a chunk from its size line (without the line feed): hex digits, then optional
+/// whitespace and extensions.
+fn chunk_size(line: &[u8]) -> Result<u64, Error> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    let rest = &line[digits..];
+    let rest_ok = rest.is_empty() || matches!(rest.iter().find(|b| **b != b' ' && **b != b'\t'), None | Some(b';'));
+    if digits == 0 || digits > 15 || !rest_ok {
+        return Err(Error::Invalid(format!(
+            "chunk-size line {:?}",
+            String::from_utf8_lossy(&line[..line.len().min(40)])
+        )));
+    }
+    let hex = std::str::from_utf8(&line[..digits]).unwrap_or("0");
+    u64::from_str_radix(hex, 16).map_err(|e| Error::Invalid(format!("chunk size: {e}")))
+}
+
+/// `n` in decimal, written into `buf`.
+fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// A chunk-size line for `n` bytes (`{n:x}\r\n`) written into `buf`: its length.
+fn hex_line(n: usize, buf: &mut [u8; 18]) -> usize {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = DIGITS[v & 0xf];
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - i;
+    buf[..len].copy_from_slice(&digits[i..]);
+    buf[len..len + 2].copy_from_slice(b"\r\n");
+    len + 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let get = Method::GET;
+        let ok = StatusCode::OK;
+        assert_eq!(
+            framing(&Method::HEAD, ok, &headers(&[("content-length", "5")])).unwrap(),
+            Framing::Empty
+        );
+        assert_eq!(
+            framing(&get, StatusCode::NO_CONTENT, &headers(&[])).unwrap(),
+            Framing::Empty
+        );
+        assert_eq!(
+            framing(&get, StatusCode::NOT_MODIFIED, &headers(&[("content-length", "9")])).unwrap(),
+            Framing::Empty
+        );
+        assert_eq!(
+            framing(&get, StatusCode::SWITCHING_PROTOCOLS, &headers(&[])).unwrap(),
+            Framing::Upgrade
+        );
+        assert_eq!(
+            framing(&get, ok, &headers(&[("content-length", "5")])).unwrap(),
+            Framing::Length(5)
+        );
+        assert_eq!(
+            framing(&get, ok, &headers(&[("content-length", "5, 5")])).unwrap(),
+            Framing::Length(5)
+        );
+        assert!(framing(&get, ok, &headers(&[("content-length", "5"), ("content-length", "6")])).is_err());
+        assert!(framing(&get, ok, &headers(&[("content-length", "+5")])).is_err());
+        assert!(framing(&get, ok, &headers(&[("content-length", "")])).is_err());
+        // Transfer-Encoding wins over Content-Length; a final coding other than chunked runs to the close.
+        let both = headers(&[("content-length", "5"), ("transfer-encoding", "gzip, Chunked")]);
+        assert_eq!(framing(&get, ok, &both).unwrap(), Framing::Chunked);
+        assert_eq!(
+            framing(&get, ok, &headers(&[("transfer-encoding", "chunked, gzip")])).unwrap(),
+            Framing::UntilClose
+        );
+        assert_eq!(framing(&get, ok, &headers(&[])).unwrap(), Framing::UntilClose);
+    }
+
+    #[test]
+    fn chunk_size_lines() {
+        assert_eq!(chunk_size(b"1a\r").unwrap(), 26);
+        assert_eq!(chunk_size(b"0").unwrap(), 0);
+        assert_eq!(chunk_size(b"ff;name=value\r").unwrap(), 255);
+        assert_eq!(chunk_size(b"10 ;x\r").unwrap(), 16);
+        assert!(chunk_size(b"\r").is_err());
+        assert!(chunk_size(b"zz\r").is_err());
+        assert!(chunk_size(b"1 2\r").is_err());
+        assert!(chunk_size(b"1234567890abcdef0\r").is_err());
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal_and_hex() {
+        for n in [0u64, 7, 10, 1234, u64::MAX] {
+            assert_eq!(itoa_u64(n, &mut [0; 20]), n.to_string().as_bytes());
+        }
+        for n in [0usize, 9, 10, 255, 16 * 1024, usize::MAX] {
+            let mut b = [0; 18];
+            let len = hex_line(n, &mut b);
+            assert_eq!(&b[..len], format!("{n:x}\r\n").as_bytes());
+        }
+    }
+
+    /// An upstream on loopback that writes `answer` after reading one request head.
+    async fn answering(answer: &'static [u8]) -> (Conn, tokio::task::JoinHandle<Vec<u8>>) {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while memchr::memmem::find(&got, b"\r\n\r\n").is_none() {
+                let n = s.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&chunk[..n]);
+            }
+            // Answered in pieces, so the parser sees partial heads and chunks.
+            for piece in answer.chunks(7) {
+                s.write_all(piece).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            got
+        });
+        let io = TcpStream::connect(addr).await.unwrap();
+        (Conn::new(io), server)
+    }
+
+    async fn body(conn: &mut Conn, framing: Framing) -> Result<Vec<u8>, Error> {
+        let mut state = BodyState::new(framing);
+        let mut out = Vec::new();
+        while let Some(piece) = std::future::poll_fn(|cx| conn.poll_body(&mut state, cx)).await {
+            out.extend_from_slice(&piece?);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_after_an_interim_one_is_decoded() {
+        let (mut conn, server) = answering(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n\
+              5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nTrailer: x\r\n\r\n",
+        )
+        .await;
+        let head = conn
+            .send(&Method::GET, "/p?q=1", &headers(&[("host", "svc")]), Payload::None)
+            .await
+            .unwrap();
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(head.framing, Framing::Chunked);
+        assert!(head.keep_alive);
+        assert_eq!(head.headers.get("x-a").unwrap(), "b");
+        assert_eq!(body(&mut conn, head.framing).await.unwrap(), b"hello, world");
+        assert!(conn.drained());
+        let request = server.await.unwrap();
+        assert_eq!(request, b"GET /p?q=1 HTTP/1.1\r\nhost: svc\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_an_error_not_a_short_success() {
+        let (mut conn, _server) = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nonly ten b").await;
+        let head = conn
+            .send(&Method::GET, "/", &HeaderMap::new(), Payload::None)
+            .await
+            .unwrap();
+        assert!(matches!(body(&mut conn, head.framing).await, Err(Error::Truncated(10))));
+    }
+
+    #[tokio::test]
+    async fn a_body_without_length_runs_to_the_close_and_the_connection_is_not_kept() {
+        let (mut conn, _server) = answering(b"HTTP/1.1 200 OK\r\n\r\nuntil the end").await;
+        let head = conn
+            .send(
+                &Method::POST,
+                "/",
+                &HeaderMap::new(),
+                Payload::Bytes(Bytes::from_static(b"x")),
+            )
+            .await
+            .unwrap();
+        assert!(!head.keep_alive);
+        assert_eq!(body(&mut conn, head.framing).await.unwrap(), b"until the end");
+    }
+
+    #[tokio::test]
+    async fn garbage_is_an_invalid_answer() {
+        let (mut conn, _server) = answering(b"HTTP/1.1 abc\r\n\r\n").await;
+        let err = conn
+            .send(&Method::GET, "/", &HeaderMap::new(), Payload::None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_close_before_any_answer_is_reported_as_such() {
+        let (mut conn, _server) = answering(b"").await;
+        let err = conn
+            .send(&Method::GET, "/", &HeaderMap::new(), Payload::None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Closed), "{err}");
+    }
+}
