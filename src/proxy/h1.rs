@@ -352,10 +352,16 @@ impl Conn {
         }
         let framing = framing(method, status, &headers)?;
         let close_asked = has_token(&headers, "close");
+        // Both framings at once: Transfer-Encoding decides, the length must not travel on with the
+        // decoded body, and the connection is not trusted with another request (RFC 9112, 6.3).
+        let smuggled = headers.contains_key(header::TRANSFER_ENCODING)
+            && headers.remove(header::CONTENT_LENGTH).is_some()
+            && framing != Framing::Empty;
         let keep_alive = match version {
             Version::HTTP_11 => !close_asked,
             _ => !close_asked && has_token(&headers, "keep-alive"),
-        } && matches!(framing, Framing::Empty | Framing::Length(_) | Framing::Chunked);
+        } && !smuggled
+            && matches!(framing, Framing::Empty | Framing::Length(_) | Framing::Chunked);
         Ok(Parsed::Head(Head {
             status,
             version,
@@ -709,6 +715,22 @@ mod tests {
         assert!(conn.drained());
         let request = server.await.unwrap();
         assert_eq!(request, b"GET /p?q=1 HTTP/1.1\r\nhost: svc\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_both_framings_is_read_as_chunked_and_its_connection_not_kept() {
+        let (mut conn, _server) = answering(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        )
+        .await;
+        let head = conn
+            .send(&Method::GET, "/", &HeaderMap::new(), Payload::None)
+            .await
+            .unwrap();
+        assert_eq!(head.framing, Framing::Chunked);
+        assert!(!head.keep_alive);
+        assert!(!head.headers.contains_key(header::CONTENT_LENGTH));
+        assert_eq!(body(&mut conn, head.framing).await.unwrap(), b"hello");
     }
 
     #[tokio::test]
