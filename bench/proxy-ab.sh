@@ -76,26 +76,4 @@ run warmup 25362 "$PID_B" >/dev/null
 for r in $(seq "$ROUNDS"); do
   if [ $((r % 2)) = 1 ]; then run A 25352 "$PID_A"; run B 25362 "$PID_B"; else run B 25362 "$PID_B"; run A 25352 "$PID_A"; fi
 done > "$RUN/results.txt"
-python3 - "$RUN/results.txt" "$DUR" "$(getconf CLK_TCK)" <<'PY'
-import statistics as st
-import sys
-
-rows = [line.split() for line in open(sys.argv[1])]
-dur, hz = float(sys.argv[2]), float(sys.argv[3])
-res = {"A": [], "B": []}
-for label, rps, ticks in rows:
-    rps = float(rps)
-    cpu_us = float(ticks) / hz * 1e6 / (rps * dur) if rps else float("nan")
-    res[label].append((rps, cpu_us))
-print("| round | A conn/s | B conn/s | A/B | A CPU µs/conn | B CPU µs/conn |")
-print("|---:|---:|---:|---:|---:|---:|")
-for i, (a, b) in enumerate(zip(res["A"], res["B"]), 1):
-    print(f"| {i} | {a[0]:,.0f} | {b[0]:,.0f} | {a[0] / b[0]:.3f} | {a[1]:.1f} | {b[1]:.1f} |")
-med = lambda xs: st.median(xs)
-ratios = [a[0] / b[0] for a, b in zip(res["A"], res["B"])]
-print()
-print(f"A: {med([x[0] for x in res['A']]):,.0f} conn/s, {med([x[1] for x in res['A']]):.1f} µs CPU per connection (medians)")
-print(f"B: {med([x[0] for x in res['B']]):,.0f} conn/s, {med([x[1] for x in res['B']]):.1f} µs CPU per connection (medians)")
-print(f"A/B connections/s: {med([x[0] for x in res['A']]) / med([x[0] for x in res['B']]):.3f} of medians, "
-      f"{med(ratios):.3f} median of per-round ratios")
-PY
+python3 "$(dirname "$0")/ab_report.py" "$RUN/results.txt" "$DUR" "$(getconf CLK_TCK)" connections conn
