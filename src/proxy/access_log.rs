@@ -206,6 +206,11 @@ pub struct AccessLog {
 const QUEUE: usize = 65_536;
 
 impl AccessLog {
+    /// Whether lines are written at all (`--no-access-log` turns the log off).
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
     /// Opens the log: standard output when `path` is None or `-`, else the file (appended to).
     pub fn open(path: Option<&Path>, format: Format) -> io::Result<AccessLog> {
         let out: Box<dyn Write + Send> = match path {

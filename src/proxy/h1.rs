@@ -372,14 +372,29 @@ impl Conn {
     }
 
     /// Reads more bytes into the buffer: how many (0 at the upstream's end).
+    ///
+    /// A read that did not fill the free space took all the socket had, so the socket is marked not
+    /// readable at once rather than by one more read that would fail with `EAGAIN`: that read would
+    /// come with the next request's `reusable` check, a system call per request for nothing. A later
+    /// arrival raises a new readiness event that this does not erase (tokio clears only the event it
+    /// saw), and an end of stream stays marked (tokio never clears read-closed), so `reusable` still
+    /// sees a connection the upstream closed.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.buf.capacity() - self.buf.len() < READ_MIN {
             self.buf.reserve(READ_GROW);
         }
         loop {
             ready!(self.io.poll_read_ready(cx))?;
+            let free = self.buf.capacity() - self.buf.len();
             match self.io.try_read_buf(&mut self.buf) {
-                Ok(n) => return Poll::Ready(Ok(n)),
+                Ok(n) => {
+                    if n > 0 && n < free {
+                        let _ = self.io.try_io(tokio::io::Interest::READABLE, || {
+                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                        });
+                    }
+                    return Poll::Ready(Ok(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
             }

@@ -465,6 +465,21 @@ fn strip_port(h: &str) -> String {
 
 /// Removes the headers that belong to one hop (RFC 9110 §7.6.1), including those `Connection` names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    const HOP_BY_HOP: [HeaderName; 7] = [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ];
+    let is_hop = |n: &HeaderName| HOP_BY_HOP.contains(n) || n == "proxy-connection" || n == "keep-alive";
+    // Most messages carry none or only `Connection`: one pass over the fields (comparisons of known
+    // names are cheap) instead of a hashed removal per hop-by-hop name.
+    if !headers.keys().any(is_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -475,19 +490,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for n in named {
         headers.remove(n);
     }
-    for n in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    let present: Vec<HeaderName> = headers.keys().filter(|n| is_hop(n)).cloned().collect();
+    for n in present {
         headers.remove(n);
     }
-    headers.remove("proxy-connection");
-    headers.remove("keep-alive");
 }
 
 // === Bodies ===

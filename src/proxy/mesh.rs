@@ -324,19 +324,18 @@ impl Drop for Lease {
 /// An upstream answer's body, read from its connection; the connection goes back to its pool (by
 /// the lease) as soon as the body has been read to a clean end.
 pub struct UpstreamBody {
-    conn: Option<Pooled>,
+    /// Holds the connection while the body is read; None once the request is over.
+    lease: Option<Lease>,
     state: BodyState,
     keep_alive: bool,
-    lease: Option<Lease>,
 }
 
 impl UpstreamBody {
-    fn new(mut lease: Lease, head: &h1::Head) -> UpstreamBody {
+    fn new(lease: Lease, head: &h1::Head) -> UpstreamBody {
         let mut body = UpstreamBody {
-            conn: lease.conn.take(),
+            lease: Some(lease),
             state: BodyState::new(head.framing),
             keep_alive: head.keep_alive,
-            lease: Some(lease),
         };
         // A body-less answer (204, Content-Length: 0, HEAD) is never polled: its connection is free
         // as soon as the head is in.
@@ -349,13 +348,12 @@ impl UpstreamBody {
     /// Ends the request on its connection: back to the pool when `clean` and the answer allows it.
     fn release(&mut self, clean: bool) {
         if let Some(mut lease) = self.lease.take() {
-            lease.conn = self.conn.take();
             lease.clean = clean && self.keep_alive;
         }
     }
 
     pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, h1::Error>>> {
-        let Some(pooled) = self.conn.as_mut() else {
+        let Some(pooled) = self.lease.as_mut().and_then(|l| l.conn.as_mut()) else {
             return Poll::Ready(None);
         };
         let r = pooled.conn.poll_body(&mut self.state, cx);
@@ -413,12 +411,17 @@ pub async fn handle(
         "http://{authority}{}",
         req.uri().path_and_query().map_or("/", |p| p.as_str())
     );
-    let mut entry = Entry::new("http", peer, format!("{fqdn}:{port}"));
-    entry.method = Some(req.method().to_string());
-    entry.url = Some(url.clone());
+    let service = format!("{fqdn}:{port}");
+    // What only the access log shows is not built when there is none.
+    let logging = shared.log.enabled();
+    let mut entry = Entry::new("http", peer, if logging { service.clone() } else { String::new() });
+    if logging {
+        entry.method = Some(req.method().to_string());
+        entry.url = Some(url.clone());
+    }
     entry.decision = Decision::Allow;
     let mut info = MeshInfo {
-        service: format!("{fqdn}:{port}"),
+        service,
         ..MeshInfo::default()
     };
     shared.metrics.request(true);
@@ -580,20 +583,19 @@ pub async fn handle(
             parts.headers.insert(header::CONNECTION, c);
         }
     }
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let path_and_query = match &action.rewrite_uri {
-        None => path_and_query,
-        Some(new) => rewrite_path(&path_and_query, uri_prefix.as_deref(), new),
-    };
-    let host = action.rewrite_authority.clone().unwrap_or_else(|| authority.clone());
-    if let Ok(v) = HeaderValue::from_str(&host) {
+    // The request goes upstream in origin form: its path and query (rewritten by the rule's rewrite).
+    if let Some(new) = &action.rewrite_uri {
+        let old = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let rewritten = rewrite_path(old, uri_prefix.as_deref(), new);
+        parts.uri = rewritten.parse::<Uri>().unwrap_or_else(|_| Uri::from_static("/"));
+    }
+    let host = action.rewrite_authority.as_deref().unwrap_or(&authority);
+    if let Ok(v) = HeaderValue::from_str(host) {
         parts.headers.insert(header::HOST, v);
     }
     for (k, v) in &action.append_headers {
         parts.headers.append(k.clone(), v.clone());
     }
-    parts.uri = path_and_query.parse::<Uri>().unwrap_or_else(|_| Uri::from_static("/"));
-    parts.version = http::Version::HTTP_11;
 
     // Keep the body when a retry or a mirror may need it again and it is small.
     let wants_copy = action.retry.as_ref().is_some_and(|r| r.attempts > 0) || action.mirror.is_some();
@@ -617,7 +619,7 @@ pub async fn handle(
         Replay::Stream(Some(CountingBody::new(body, sent.clone())))
     };
     if let (Some(m), Replay::Bytes(b)) = (&action.mirror, &body) {
-        mirror(m.clone(), &parts, b.clone(), &host, shared);
+        mirror(m.clone(), &parts, b.clone(), host, shared);
     }
 
     let outcome = tokio::time::timeout(
