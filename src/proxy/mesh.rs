@@ -622,8 +622,9 @@ pub async fn handle(
         mirror(m.clone(), &parts, b.clone(), host, shared);
     }
 
-    let outcome = tokio::time::timeout(
-        timeout,
+    // The same deadline as the delay's: an injected delay counts against the rule's timeout.
+    let outcome = tokio::time::timeout_at(
+        deadline,
         attempts(parts, body, &action, &cluster, shared, &counters, &mut info, websocket),
     )
     .await;

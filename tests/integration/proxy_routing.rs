@@ -1146,6 +1146,18 @@ fn a_request_past_its_timeout_gets_504() {
 }
 
 #[test]
+fn the_timeout_counts_from_the_request_so_a_delay_and_a_slow_answer_add_up() {
+    // Each alone fits in the 1.5s timeout; together (1s delay + 1s upstream) they do not.
+    let slow = Backend::start("details", "v1", Behaviour::Delay(Duration::from_secs(1)));
+    let services = [Service::new("details", 9080).with(&slow)];
+    let spec = "httpReqTimeout:\n  simpleTimeout:\n    timeout: 1500ms\nhttpFault:\n  delay:\n    fixedDelay: 1s\n";
+    let m = Mesh::start(&services, &[route_rule("details-delay", "details", 1, spec)], &[]);
+    let r = m.get("http://details:9080/slow", &[]);
+    assert_eq!(r.status, 504, "{r:?}{}", m.context());
+    assert!(r.body.contains("took longer than 1s 500ms"), "{r:?}");
+}
+
+#[test]
 fn retries_hide_transient_5xx_for_idempotent_methods() {
     let b = bookinfo();
     // details: 503, 503, then 200, with 3 retries.
