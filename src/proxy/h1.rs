@@ -15,6 +15,7 @@
 //! `keep-alive`), its body had a length or was chunked, and every byte of it was read.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -35,6 +36,8 @@ const MAX_CHUNK_LINE: usize = 4 * 1024;
 const MAX_TRAILERS: usize = 64 * 1024;
 /// A request body up to this size is sent in the same write as the head.
 const COALESCE: usize = 16 * 1024;
+/// Body pieces up to this size are copied out of the read buffer rather than split off it.
+const COPY_BELOW: usize = 4 * 1024;
 /// Free space below which the read buffer grows before a read, and by how much.
 const READ_MIN: usize = 2 * 1024;
 const READ_GROW: usize = 16 * 1024;
@@ -305,9 +308,14 @@ impl Conn {
 
     /// Parses the head at the front of the buffer.
     fn parse_head(&mut self, method: &Method) -> Result<Parsed, Error> {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut fields);
-        let len = match resp.parse(&self.buf) {
+        // Left uninitialised: zeroing room for 100 fields cost more than parsing a short head.
+        let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut resp,
+            &self.buf,
+            &mut fields,
+        ) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => {
                 if self.buf.len() > MAX_HEAD {
@@ -331,25 +339,20 @@ impl Conn {
             self.buf.advance(len);
             return Ok(Parsed::Interim);
         }
-        // Where each field's name and value sit in the head, so that the values can be slices of
-        // one shared copy of the head instead of an allocation each.
+        // The values are slices of one copy of the head (one allocation for all of them); the read
+        // buffer itself is not shared, so that the next read reuses it.
+        let raw = Bytes::copy_from_slice(&self.buf[..len]);
         let base = self.buf.as_ptr() as usize;
-        let offset = |s: &[u8]| s.as_ptr() as usize - base;
-        let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-        let count = resp.headers.len();
-        for (span, f) in spans.iter_mut().zip(resp.headers.iter()) {
-            *span = (offset(f.name.as_bytes()), f.name.len(), offset(f.value), f.value.len());
-        }
-        let raw = self.buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(count);
-        for &(name_at, name_len, value_at, value_len) in spans.iter().take(count) {
-            let name_bytes = &raw[name_at..name_at + name_len];
-            let name = HeaderName::from_bytes(name_bytes)
-                .map_err(|_| Error::Invalid(format!("header name {:?}", String::from_utf8_lossy(name_bytes))))?;
-            let value = HeaderValue::from_maybe_shared(raw.slice(value_at..value_at + value_len))
+        let mut headers = HeaderMap::with_capacity(resp.headers.len());
+        for field in resp.headers.iter() {
+            let name = HeaderName::from_bytes(field.name.as_bytes())
+                .map_err(|_| Error::Invalid(format!("header name {:?}", field.name)))?;
+            let at = field.value.as_ptr() as usize - base;
+            let value = HeaderValue::from_maybe_shared(raw.slice(at..at + field.value.len()))
                 .map_err(|_| Error::Invalid(format!("the value of {name}")))?;
             headers.append(name, value);
         }
+        self.buf.advance(len);
         let framing = framing(method, status, &headers)?;
         let close_asked = has_token(&headers, "close");
         // Both framings at once: Transfer-Encoding decides, the length must not travel on with the
@@ -401,6 +404,18 @@ impl Conn {
         }
     }
 
+    /// The first `n` buffered bytes. A small piece is copied, which leaves the read buffer unshared for
+    /// the next read; a large one is handed over without a copy (the buffer grows anew).
+    fn take(&mut self, n: usize) -> Bytes {
+        if n <= COPY_BELOW {
+            let piece = Bytes::copy_from_slice(&self.buf[..n]);
+            self.buf.advance(n);
+            piece
+        } else {
+            self.buf.split_to(n).freeze()
+        }
+    }
+
     /// The next piece of an answer's body; `Ready(None)` at its end.
     pub fn poll_body(&mut self, state: &mut BodyState, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
         loop {
@@ -417,13 +432,13 @@ impl Conn {
                             _ => BodyState::ChunkData(left),
                         };
                         // `n` is at most the buffer's length, a usize.
-                        let data = self.buf.split_to(n as usize).freeze();
+                        let data = self.take(n as usize);
                         return Poll::Ready(Some(Ok(data)));
                     }
                 }
                 BodyState::UntilClose => {
                     if !self.buf.is_empty() {
-                        return Poll::Ready(Some(Ok(self.buf.split().freeze())));
+                        return Poll::Ready(Some(Ok(self.take(self.buf.len()))));
                     }
                 }
                 BodyState::ChunkSize => {
