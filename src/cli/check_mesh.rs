@@ -39,7 +39,7 @@ pub fn run(
     let identity = crate::cli::proxy::identity(args.source.as_deref(), args.source_labels.clone().unwrap_or_default());
     let table = RouteTable::compile(objects, registry, &identity, &States::default());
     let fqdn = svc.fqdn();
-    let Some(routes) = table.service(&fqdn) else {
+    let Some(routes) = table.service(fqdn) else {
         return Err(UsageError(format!("{fqdn} has no routes")).into());
     };
     let rest = text.split_once("://").map_or(text, |(_, r)| r);
@@ -130,7 +130,7 @@ pub fn run(
                     writeln!(
                         out,
                         "{lead} {} {}%  [{}]",
-                        subset_name(&t.cluster, &fqdn),
+                        subset_name(&t.cluster, fqdn),
                         percent(t.weight, route_action.total_weight),
                         endpoints(&t.cluster)
                     )?;

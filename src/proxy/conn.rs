@@ -81,10 +81,7 @@ pub async fn accept_loop(
                     let _active = shared.metrics.track();
                     let mesh = shared.rules().registry.lookup(&f.host, f.port).is_some();
                     if mesh {
-                        let mode = http::Mode::Service {
-                            host: Arc::from(f.host.as_str()),
-                            port: f.port,
-                        };
+                        let mode = http::Mode::service(&f.host, f.port);
                         Box::pin(http::serve(stream, peer, mode, shared.clone())).await
                     } else {
                         forward(stream, peer, &f, &shared).await

@@ -354,7 +354,7 @@ impl Conn {
         }
         self.buf.advance(len);
         let framing = framing(method, status, &headers)?;
-        let close_asked = has_token(&headers, "close");
+        let (close_asked, keep_alive_asked) = connection_tokens(&headers);
         // Both framings at once: Transfer-Encoding decides, the length must not travel on with the
         // decoded body, and the connection is not trusted with another request (RFC 9112, 6.3).
         let smuggled = headers.contains_key(header::TRANSFER_ENCODING)
@@ -362,7 +362,7 @@ impl Conn {
             && framing != Framing::Empty;
         let keep_alive = match version {
             Version::HTTP_11 => !close_asked,
-            _ => !close_asked && has_token(&headers, "keep-alive"),
+            _ => !close_asked && keep_alive_asked,
         } && !smuggled
             && matches!(framing, Framing::Empty | Framing::Length(_) | Framing::Chunked);
         Ok(Parsed::Head(Head {
@@ -548,14 +548,17 @@ fn framing(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<F
     Ok(length.map_or(Framing::UntilClose, Framing::Length))
 }
 
-/// Whether a `Connection` field names `token`.
-fn has_token(headers: &HeaderMap, token: &str) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case(token))
+/// Whether the `Connection` fields name `close`, and `keep-alive`.
+fn connection_tokens(headers: &HeaderMap) -> (bool, bool) {
+    let (mut close, mut keep_alive) = (false, false);
+    for value in headers.get_all(header::CONNECTION) {
+        for token in value.as_bytes().split(|b| *b == b',') {
+            let token = token.trim_ascii();
+            close |= token.eq_ignore_ascii_case(b"close");
+            keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+    (close, keep_alive)
 }
 
 /// The size of a chunk from its size line (without the line feed): hex digits, then optional

@@ -34,7 +34,23 @@ pub enum Mode {
     /// Redirected to the proxy; the original destination.
     Transparent(SocketAddr),
     /// A `--forward` to a service of the registry: origin-form requests to that service.
-    Service { host: Arc<str>, port: u16 },
+    /// `authority` is `host:port`, the authority its requests are treated as having.
+    Service {
+        host: Arc<str>,
+        port: u16,
+        authority: Arc<str>,
+    },
+}
+
+impl Mode {
+    /// A forward's mode: requests to `host:port`.
+    pub fn service(host: &str, port: u16) -> Mode {
+        Mode::Service {
+            host: Arc::from(host),
+            port,
+            authority: Arc::from(format!("{host}:{port}")),
+        }
+    }
 }
 
 /// One upstream connection kept for the next request of the same client connection.
@@ -130,7 +146,7 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Re
                 addr: None,
             }
         }
-        Mode::Service { host, port } => {
+        Mode::Service { host, port, authority } => {
             let active = shared.active.load_full();
             let Some(svc) = active.registry.lookup(host, *port) else {
                 return local(
@@ -138,11 +154,10 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Re
                     format!("meshctl proxy: {host}:{port} is no longer in the service registry\n"),
                 );
             };
-            let fqdn = svc.fqdn();
             let dest = mesh::Destination {
-                fqdn: &fqdn,
+                fqdn: svc.fqdn(),
                 port: svc.port,
-                authority: Some(format!("{host}:{port}")),
+                authority: Some(authority),
             };
             return mesh::handle(req, active.clone(), dest, conn.peer, shared).await;
         }
@@ -166,9 +181,8 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Re
     if !target.tls {
         let active = shared.active.load_full();
         if let Some(svc) = active.registry.lookup(&target.host, target.port) {
-            let fqdn = svc.fqdn();
             let dest = mesh::Destination {
-                fqdn: &fqdn,
+                fqdn: svc.fqdn(),
                 port: svc.port,
                 authority: None,
             };
@@ -465,33 +479,34 @@ fn strip_port(h: &str) -> String {
 
 /// Removes the headers that belong to one hop (RFC 9110 §7.6.1), including those `Connection` names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    const HOP_BY_HOP: [HeaderName; 7] = [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ];
-    let is_hop = |n: &HeaderName| HOP_BY_HOP.contains(n) || n == "proxy-connection" || n == "keep-alive";
-    // Most messages carry none or only `Connection`: one pass over the fields (comparisons of known
-    // names are cheap) instead of a hashed removal per hop-by-hop name.
+    // Names are lowercase in a HeaderMap; a match on the text is a few length and byte compares.
+    fn is_hop(n: &HeaderName) -> bool {
+        matches!(
+            n.as_str(),
+            "connection"
+                | "proxy-authenticate"
+                | "proxy-authorization"
+                | "te"
+                | "trailer"
+                | "transfer-encoding"
+                | "upgrade"
+                | "proxy-connection"
+                | "keep-alive"
+        )
+    }
+    // Most messages carry none or only `Connection`: one pass over the fields finds out.
     if !headers.keys().any(is_hop) {
         return;
     }
-    let named: Vec<HeaderName> = headers
+    let mut gone: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
         .collect();
-    for n in named {
-        headers.remove(n);
-    }
-    let present: Vec<HeaderName> = headers.keys().filter(|n| is_hop(n)).cloned().collect();
-    for n in present {
+    gone.extend(headers.keys().filter(|n| is_hop(n)).cloned());
+    for n in gone {
         headers.remove(n);
     }
 }

@@ -397,10 +397,7 @@ impl Worker {
         let std = std::net::TcpStream::from(client);
         let shared = self.shared.clone();
         let held = self.held.clone();
-        let mode = http::Mode::Service {
-            host: Arc::from(forward.host.as_str()),
-            port: forward.port,
-        };
+        let mode = http::Mode::service(&forward.host, forward.port);
         self.runtime.spawn(async move {
             let _held = held;
             let _active = shared.metrics.track();

@@ -385,7 +385,7 @@ pub struct Destination<'a> {
     pub port: u16,
     /// The authority the request is treated as having (a `--forward` names the service; the
     /// client's own Host names the forward's local address); else its Host header.
-    pub authority: Option<String>,
+    pub authority: Option<&'a str>,
 }
 
 /// The request's way to a mesh service: rule, faults, route, policy, endpoint.
@@ -398,26 +398,35 @@ pub async fn handle(
 ) -> Response<ProxyBody> {
     let started = Instant::now();
     let Destination { fqdn, port, authority } = dest;
-    let authority = authority
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-                .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        })
-        .unwrap_or_else(|| format!("{fqdn}:{port}"));
-    let url = format!(
-        "http://{authority}{}",
-        req.uri().path_and_query().map_or("/", |p| p.as_str())
-    );
-    let service = format!("{fqdn}:{port}");
+    let authority: String = match authority {
+        Some(a) => a.to_string(),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_else(|| format!("{fqdn}:{port}")),
+    };
+    // The URL the client asked for, for the access log and timeout answers: built when needed.
+    let path_and_query = req.uri().path_and_query().cloned();
+    let url = |authority: &str| {
+        format!(
+            "http://{authority}{}",
+            path_and_query.as_ref().map_or("/", |p| p.as_str())
+        )
+    };
     // What only the access log shows is not built when there is none.
     let logging = shared.log.enabled();
-    let mut entry = Entry::new("http", peer, if logging { service.clone() } else { String::new() });
+    let service = if logging {
+        format!("{fqdn}:{port}")
+    } else {
+        String::new()
+    };
+    let mut entry = Entry::new("http", peer, service.clone());
     if logging {
         entry.method = Some(req.method().to_string());
-        entry.url = Some(url.clone());
+        entry.url = Some(url(&authority));
     }
     entry.decision = Decision::Allow;
     let mut info = MeshInfo {
@@ -513,7 +522,8 @@ pub async fn handle(
             info,
             StatusCode::GATEWAY_TIMEOUT,
             format!(
-                "meshctl proxy: upstream request timeout: {url} took longer than {}\n",
+                "meshctl proxy: upstream request timeout: {} took longer than {}\n",
+                url(&authority),
                 humantime::format_duration(timeout)
             ),
         )
@@ -541,7 +551,9 @@ pub async fn handle(
     }
 
     let cluster = action.pick().clone();
-    info.subset = cluster.subset.clone();
+    if logging {
+        info.subset = cluster.subset.clone();
+    }
     if cluster.endpoints.is_empty() {
         let labels = if cluster.subset.is_empty() {
             "(any)".to_string()
@@ -639,7 +651,8 @@ pub async fn handle(
                 info,
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
-                    "meshctl proxy: upstream request timeout: {url} took longer than {}\n",
+                    "meshctl proxy: upstream request timeout: {} took longer than {}\n",
+                    url(&authority),
                     humantime::format_duration(timeout)
                 ),
             );

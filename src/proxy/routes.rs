@@ -364,7 +364,7 @@ impl RouteTable {
             clusters: HashMap::new(),
         };
         for svc in registry.services() {
-            let fqdn = svc.fqdn();
+            let fqdn = svc.fqdn().to_string();
             let counters = states.service(&fqdn);
             let fallback = Arc::new(RouteAction::plain(builder.cluster(svc, &StringMap::new())));
             let mut compiled = Vec::new();
@@ -610,7 +610,7 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn cluster(&mut self, svc: &Service, labels: &StringMap) -> Arc<Cluster> {
-        let fqdn = svc.fqdn();
+        let fqdn = svc.fqdn().to_string();
         let subset = labels_string(labels);
         let key = (fqdn.clone(), subset.clone());
         if let Some(c) = self.clusters.get(&key) {

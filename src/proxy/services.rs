@@ -51,6 +51,9 @@ pub struct Service {
     pub domain: String,
     pub port: u16,
     pub endpoints: Vec<Endpoint>,
+    /// `NAME.NAMESPACE.DOMAIN`, built once (a request through a forward looks it up).
+    #[serde(skip)]
+    fqdn: String,
 }
 
 /// Serializes as `{address, labels}`.
@@ -63,8 +66,8 @@ pub struct Endpoint {
 }
 
 impl Service {
-    pub fn fqdn(&self) -> String {
-        format!("{}.{}.{}", self.name, self.namespace, self.domain)
+    pub fn fqdn(&self) -> &str {
+        &self.fqdn
     }
 }
 
@@ -161,7 +164,7 @@ impl Registry {
                 name.clone(),
                 format!("{name}.{ns}"),
                 format!("{name}.{ns}.svc"),
-                s.fqdn(),
+                s.fqdn().to_string(),
             ] {
                 let ports = hosts.entry(host).or_default();
                 match ports.iter_mut().find(|(p, _)| *p == s.port) {
@@ -172,7 +175,7 @@ impl Registry {
                     Some(_) => {}
                 }
             }
-            fqdns.insert(s.fqdn(), i);
+            fqdns.insert(s.fqdn().to_string(), i);
         }
         let ports = services.iter().map(|s| s.port).collect();
         Registry {
@@ -416,10 +419,12 @@ impl Walk<'_> {
         if self.errors.len() > before {
             return None;
         }
+        let (name, namespace, domain) = (name?, namespace?, domain?);
         Some(Service {
-            name: name?,
-            namespace: namespace?,
-            domain: domain?,
+            fqdn: format!("{name}.{namespace}.{domain}"),
+            name,
+            namespace,
+            domain,
             port: port?,
             endpoints,
         })
