@@ -196,6 +196,33 @@ pub(crate) fn parse_chunked(raw: &[u8]) -> Option<(Vec<u8>, usize)> {
     }
 }
 
+/// The body of the request whose head ends at `head_end` in `buf` (chunked, or `length` bytes), reading
+/// more from `s` as needed; the request is then removed from `buf`. None when the peer goes away.
+pub(crate) async fn read_request_body(
+    s: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+    head_end: usize,
+    chunked: bool,
+    length: usize,
+) -> Option<Vec<u8>> {
+    let (body, used) = loop {
+        if chunked {
+            if let Some((body, used)) = parse_chunked(&buf[head_end..]) {
+                break (body, head_end + used);
+            }
+        } else if buf.len() >= head_end + length {
+            break (buf[head_end..head_end + length].to_vec(), head_end + length);
+        }
+        match s.read(chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    buf.drain(..used);
+    Some(body)
+}
+
 async fn serve_backend(mut s: tokio::net::TcpStream, state: Arc<BackendState>) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -231,20 +258,9 @@ async fn serve_backend(mut s: tokio::net::TcpStream, state: Arc<BackendState>) {
         let length: usize = get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         let upgrade = get("upgrade").is_some_and(|v| v == "websocket");
         let close = get("connection").is_some_and(|v| v.split(',').any(|t| t.trim() == "close"));
-        let (body, consumed) = loop {
-            if chunked {
-                if let Some((body, used)) = parse_chunked(&buf[head_end..]) {
-                    break (body, head_end + used);
-                }
-            } else if buf.len() >= head_end + length {
-                break (buf[head_end..head_end + length].to_vec(), head_end + length);
-            }
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
+        let Some(body) = read_request_body(&mut s, &mut buf, &mut chunk, head_end, chunked, length).await else {
+            return;
         };
-        buf.drain(..consumed);
         let count = {
             let mut seen = state.seen.lock().unwrap_or_else(PoisonError::into_inner);
             seen.push(Seen {
