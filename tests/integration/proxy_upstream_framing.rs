@@ -511,48 +511,30 @@ fn chunked_answer(trailers: bool) -> (Vec<u8>, Vec<u8>) {
 }
 
 #[test]
-fn chunked_answers_with_extensions_and_trailers_arrive_whole_and_the_connection_serves_again() {
-    let (plain, body) = chunked_answer(false);
-    let m = mesh(move |seen| match seen.path.as_str() {
-        "/chunked" => Answer::keep(plain.clone()),
-        _ => ok("after\n"),
-    });
+fn chunked_answers_with_extensions_and_trailers_arrive_whole_and_keep_their_connection() {
+    for trailers in [false, true] {
+        let (wire, body) = chunked_answer(trailers);
+        let m = mesh(move |seen| match seen.path.as_str() {
+            "/chunked" => Answer::keep(wire.clone()),
+            _ => ok("after\n"),
+        });
+        let what = if trailers { "with trailers" } else { "without trailers" };
 
-    let mut c = m.client();
-    let a = m.call(&mut c, "GET", "/chunked");
-    assert_eq!(a.status, 200, "{}{}", a.head, m.context());
-    assert_same_bytes(&a.body, &body, "the chunked body through the proxy");
-    // The last chunk ends the body; the connection (client's and upstream) serves the next request.
-    m.expect_ok(&mut c, "/after", "after\n");
-    assert_eq!(
-        m.origin.conns(),
-        [("/chunked".to_string(), 0), ("/after".to_string(), 0)],
-        "both requests on one upstream connection{}",
-        m.context()
-    );
-    assert_eq!(m.origin.accepted(), 1, "{}", m.context());
-}
-
-#[test]
-fn a_chunked_answer_with_trailers_keeps_its_upstream_connection() {
-    let (wire, body) = chunked_answer(true);
-    let m = mesh(move |seen| match seen.path.as_str() {
-        "/chunked" => Answer::keep(wire.clone()),
-        _ => ok("after\n"),
-    });
-
-    let mut c = m.client();
-    let a = m.call(&mut c, "GET", "/chunked");
-    assert_eq!(a.status, 200, "{}{}", a.head, m.context());
-    assert_same_bytes(&a.body, &body, "the chunked body with trailers through the proxy");
-    m.expect_ok(&mut c, "/after", "after\n");
-    assert_eq!(
-        m.origin.conns(),
-        [("/chunked".to_string(), 0), ("/after".to_string(), 0)],
-        "both requests on one upstream connection{}",
-        m.context()
-    );
-    assert_eq!(m.origin.accepted(), 1, "{}", m.context());
+        let mut c = m.client();
+        let a = m.call(&mut c, "GET", "/chunked");
+        assert_eq!(a.status, 200, "{what}: {}{}", a.head, m.context());
+        assert_same_bytes(&a.body, &body, &format!("the chunked body {what} through the proxy"));
+        // The last chunk (and its trailers) ends the body; the connection, the client's and the
+        // upstream one, serves the next request.
+        m.expect_ok(&mut c, "/after", "after\n");
+        assert_eq!(
+            m.origin.conns(),
+            [("/chunked".to_string(), 0), ("/after".to_string(), 0)],
+            "{what}: both requests on one upstream connection{}",
+            m.context()
+        );
+        assert_eq!(m.origin.accepted(), 1, "{what}: {}", m.context());
+    }
 }
 
 #[test]
