@@ -275,6 +275,25 @@ impl Mesh {
             .unwrap_or_else(|e| panic!("{method} {path}: {e}{}", self.context()))
     }
 
+    /// The origin read exactly these requests (path, connection number), in this order, and accepted
+    /// no connection beyond the last one named.
+    fn expect_conns(&self, want: &[(&str, usize)], what: &str) {
+        let want: Vec<(String, usize)> = want.iter().map(|(p, c)| (p.to_string(), *c)).collect();
+        assert_eq!(self.origin.conns(), want, "{what}{}", self.context());
+        let accepted = want.iter().map(|(_, c)| c + 1).max().unwrap_or(0);
+        assert_eq!(
+            self.origin.accepted(),
+            accepted,
+            "{what}: connections accepted{}",
+            self.context()
+        );
+    }
+
+    /// Nothing was sent on a connection after the origin had ended it.
+    fn expect_no_late_bytes(&self, what: &str) {
+        assert_eq!(self.origin.late_bytes(), 0, "{what}{}", self.context());
+    }
+
     /// `GET PATH` on `client`, which must answer 200 with `body`.
     fn expect_ok(&self, client: &mut Client, path: &str, body: &str) {
         let a = self.call(client, "GET", path);
@@ -527,13 +546,10 @@ fn chunked_answers_with_extensions_and_trailers_arrive_whole_and_keep_their_conn
         // The last chunk (and its trailers) ends the body; the connection, the client's and the
         // upstream one, serves the next request.
         m.expect_ok(&mut c, "/after", "after\n");
-        assert_eq!(
-            m.origin.conns(),
-            [("/chunked".to_string(), 0), ("/after".to_string(), 0)],
-            "{what}: both requests on one upstream connection{}",
-            m.context()
+        m.expect_conns(
+            &[("/chunked", 0), ("/after", 0)],
+            &format!("{what}: both requests on one upstream connection"),
         );
-        assert_eq!(m.origin.accepted(), 1, "{what}: {}", m.context());
     }
 }
 
@@ -555,19 +571,11 @@ fn an_answer_ended_by_the_close_arrives_whole_and_the_next_request_opens_a_new_c
 
     // Whatever framing the proxy chose for its client, a new client connection is surely usable.
     m.expect_ok(&mut m.client(), "/next", "next\n");
-    assert_eq!(
-        m.origin.conns(),
-        [("/until-close".to_string(), 0), ("/next".to_string(), 1)],
-        "a close-delimited answer ends its connection{}",
-        m.context()
+    m.expect_conns(
+        &[("/until-close", 0), ("/next", 1)],
+        "a close-delimited answer ends its connection",
     );
-    assert_eq!(m.origin.accepted(), 2, "{}", m.context());
-    assert_eq!(
-        m.origin.late_bytes(),
-        0,
-        "bytes sent on the ended connection{}",
-        m.context()
-    );
+    m.expect_no_late_bytes("bytes sent on the ended connection");
 }
 
 #[test]
@@ -597,13 +605,7 @@ fn a_head_answer_has_no_body_despite_its_content_length() {
     let a = m.call(&mut c, "GET", "/doc");
     assert_eq!(a.status, 200, "{}{}", a.head, m.context());
     assert_same_bytes(&a.body, &body, "the GET after the HEAD");
-    assert_eq!(
-        m.origin.conns(),
-        [("/doc".to_string(), 0), ("/doc".to_string(), 0)],
-        "HEAD then GET on one upstream connection{}",
-        m.context()
-    );
-    assert_eq!(m.origin.accepted(), 1, "{}", m.context());
+    m.expect_conns(&[("/doc", 0), ("/doc", 0)], "HEAD then GET on one upstream connection");
 }
 
 #[test]
@@ -706,13 +708,10 @@ fn a_pooled_connection_the_origin_closed_while_idle_is_not_used_again() {
     assert_eq!(m.origin.wait_closed(), 0);
     // The pooled connection is dead now: the proxy must not hand it to this request (or must recover).
     m.expect_ok(&mut c, "/second", "second\n");
-    assert_eq!(
-        m.origin.conns(),
-        [("/first".to_string(), 0), ("/second".to_string(), 1)],
-        "{}",
-        m.context()
+    m.expect_conns(
+        &[("/first", 0), ("/second", 1)],
+        "the idle-closed connection is not reused",
     );
-    assert_eq!(m.origin.accepted(), 2, "{}", m.context());
 }
 
 #[test]
@@ -726,19 +725,11 @@ fn an_answer_with_connection_close_ends_its_upstream_connection() {
     m.expect_ok(&mut c, "/close", "close\n");
     // The upstream's `Connection: close` is about its own connection: the client's stays usable.
     m.expect_ok(&mut c, "/next", "next\n");
-    assert_eq!(
-        m.origin.conns(),
-        [("/close".to_string(), 0), ("/next".to_string(), 1)],
-        "{}",
-        m.context()
+    m.expect_conns(
+        &[("/close", 0), ("/next", 1)],
+        "a new connection after Connection: close",
     );
-    assert_eq!(m.origin.accepted(), 2, "{}", m.context());
-    assert_eq!(
-        m.origin.late_bytes(),
-        0,
-        "a request was sent on the connection the origin closed{}",
-        m.context()
-    );
+    m.expect_no_late_bytes("a request was sent on the connection the origin closed");
 }
 
 #[test]
@@ -811,11 +802,9 @@ fn an_answer_cut_short_of_its_content_length_is_not_passed_off_as_complete() {
         Err(e @ Broken::Other(_)) => panic!("the client got neither an answer nor a close: {e}{}", m.context()),
     }
     m.expect_ok(&mut m.client(), "/fine", "fine\n");
-    assert_eq!(
-        m.origin.conns(),
-        [("/short".to_string(), 0), ("/fine".to_string(), 1)],
-        "{}",
-        m.context()
+    m.expect_conns(
+        &[("/short", 0), ("/fine", 1)],
+        "a new connection after the cut-short answer",
     );
 }
 
@@ -834,15 +823,9 @@ fn a_request_on_a_reused_connection_closed_under_it_goes_again_only_when_idempot
     let mut c = m.client();
     m.expect_ok(&mut c, "/first", "first\n");
     m.expect_ok(&mut c, "/second", "again\n");
-    assert_eq!(
-        m.origin.conns(),
-        [
-            ("/first".to_string(), 0),
-            ("/second".to_string(), 0),
-            ("/second".to_string(), 1)
-        ],
-        "{}",
-        m.context()
+    m.expect_conns(
+        &[("/first", 0), ("/second", 0), ("/second", 1)],
+        "the GET resent on a new connection",
     );
 
     // Connection 1 is pooled again; a POST on a connection that will be dropped is not resent.
