@@ -34,8 +34,6 @@ const MAX_HEAD: usize = 64 * 1024;
 /// The most bytes of one chunk-size line or trailer section.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
 const MAX_TRAILERS: usize = 64 * 1024;
-/// A request body up to this size is sent in the same write as the head.
-const COALESCE: usize = 16 * 1024;
 /// Body pieces up to this size are copied out of the read buffer rather than split off it.
 const COPY_BELOW: usize = 4 * 1024;
 /// Free space below which the read buffer grows before a read, and by how much.
@@ -103,6 +101,15 @@ pub struct Head {
     pub framing: Framing,
     /// Whether the connection may carry another request once the body is read.
     pub keep_alive: bool,
+}
+
+/// How a request's body is framed on the wire.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// No body and no framing field (a GET, usually).
+    Nothing,
+    Length(u64),
+    Chunked,
 }
 
 enum Parsed {
@@ -226,42 +233,39 @@ impl Conn {
             out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        // None: no framing field at all (a request without a body, as GET usually is).
-        let length = match &body {
+        let framing = match &body {
             Payload::None => {
+                // A body-less GET says nothing; a body-less POST, PUT or PATCH says its length is 0.
                 let announced = headers.contains_key(header::CONTENT_LENGTH);
-                (announced || matches!(*method, Method::POST | Method::PUT | Method::PATCH)).then_some(Some(0))
+                if announced || matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
+                    Sent::Length(0)
+                } else {
+                    Sent::Nothing
+                }
             }
-            Payload::Bytes(b) => Some(Some(b.len() as u64)),
+            Payload::Bytes(b) => Sent::Length(b.len() as u64),
             Payload::Stream(s) => {
                 use hyper::body::Body as _;
-                Some(if s.is_end_stream() {
-                    Some(0)
-                } else {
-                    s.size_hint().exact()
-                })
+                match s.size_hint().exact() {
+                    _ if s.is_end_stream() => Sent::Length(0),
+                    Some(n) => Sent::Length(n),
+                    None => Sent::Chunked,
+                }
             }
         };
-        let chunked = length == Some(None);
-        match length {
-            None => out.extend_from_slice(b"\r\n"),
-            Some(Some(n)) => {
+        match framing {
+            Sent::Nothing => out.extend_from_slice(b"\r\n"),
+            Sent::Length(n) => {
                 out.extend_from_slice(b"content-length: ");
                 out.extend_from_slice(itoa_u64(n, &mut [0u8; 20]));
                 out.extend_from_slice(b"\r\n\r\n");
             }
-            Some(None) => out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
+            Sent::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n"),
         }
+        // Head and body go together in one vectored write where they can.
         match body {
             Payload::None => self.io.write_all(out).await?,
-            Payload::Bytes(b) if b.len() <= COALESCE => {
-                out.extend_from_slice(&b);
-                self.io.write_all(out).await?;
-            }
-            Payload::Bytes(b) => {
-                self.io.write_all(out).await?;
-                self.io.write_all(&b).await?;
-            }
+            Payload::Bytes(b) => self.io.write_all_buf(&mut (&out[..]).chain(b)).await?,
             Payload::Stream(mut s) => {
                 self.io.write_all(out).await?;
                 while let Some(frame) = s.frame().await {
@@ -270,17 +274,16 @@ impl Conn {
                     if data.is_empty() {
                         continue;
                     }
-                    if chunked {
+                    if framing == Sent::Chunked {
                         let mut size = [0u8; 18];
                         let n = hex_line(data.len(), &mut size);
-                        self.io.write_all(&size[..n]).await?;
-                        self.io.write_all(&data).await?;
-                        self.io.write_all(b"\r\n").await?;
+                        let mut chunk = (&size[..n]).chain(data).chain(&b"\r\n"[..]);
+                        self.io.write_all_buf(&mut chunk).await?;
                     } else {
                         self.io.write_all(&data).await?;
                     }
                 }
-                if chunked {
+                if framing == Sent::Chunked {
                     self.io.write_all(b"0\r\n\r\n").await?;
                 }
             }
