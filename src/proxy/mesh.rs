@@ -642,21 +642,7 @@ pub async fn handle(
     .await;
     let result = match outcome {
         Ok(r) => r,
-        Err(_) => {
-            state.record(504, started.elapsed());
-            entry.status = Some(504);
-            return finish_local(
-                shared,
-                entry,
-                info,
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "meshctl proxy: upstream request timeout: {} took longer than {}\n",
-                    url(&authority),
-                    humantime::format_duration(timeout)
-                ),
-            );
-        }
+        Err(_) => return timed_out(shared, entry, info, Some(&cluster)),
     };
     match result {
         Err(Failure::Local(status, body, counted)) => {
