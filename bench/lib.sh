@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Shared pieces of the small side-by-side bench scripts (proxy-ab.sh, h1-cost.sh, l4-floor.sh).
+# Shared pieces of the small side-by-side bench scripts (proxy-ab.sh, route-ab.sh, route-instructions.sh,
+# h1-cost.sh, l4-floor.sh).
 # Sourced, not run. Everything listens on 127.0.0.1; what is started is stopped by its PID.
 
 # bench_init NAME: a run directory in $RUN, the started processes in $PIDS, and an EXIT trap that
@@ -67,4 +68,30 @@ ticks() {
   local t=0 p
   for p in "$1" $(pgrep -P "$1" || true); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
   echo "$t"
+}
+
+# ab_rounds PORT_A PID_A PORT_B PID_B WRK_ARGS...: one uncounted warm-up run of each, then $ROUNDS
+# rounds of `wrk -t$WRK_T -c$WRK_C -d${DUR}s WRK_ARGS... http://127.0.0.1:PORT/` against A and B, the
+# order swapped every round. Writes "A|B rate cpu-ticks" lines (the proxy's CPU over each run) to
+# $RUN/results.txt, the input of bench/ab_report.py.
+ab_rounds() {
+  local port_a=$1 pid_a=$2 port_b=$3 pid_b=$4 r
+  shift 4
+  ab_run() {  # label port pid -> "label rate cpu-ticks"
+    local c0 c1 rate
+    c0=$(ticks "$3")
+    rate=$(timeout $((DUR + 20)) wrk -t"$WRK_T" -c"$WRK_C" -d"${DUR}s" "${@:4}" "http://127.0.0.1:$2/" \
+      | awk '/Requests\/sec/ {print $2}')
+    c1=$(ticks "$3")
+    echo "$1 ${rate:-0} $((c1 - c0))"
+  }
+  ab_run warmup "$port_a" "$pid_a" "$@" >/dev/null
+  ab_run warmup "$port_b" "$pid_b" "$@" >/dev/null
+  for r in $(seq "$ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then
+      ab_run A "$port_a" "$pid_a" "$@"; ab_run B "$port_b" "$pid_b" "$@"
+    else
+      ab_run B "$port_b" "$pid_b" "$@"; ab_run A "$port_a" "$pid_a" "$@"
+    fi
+  done > "$RUN/results.txt"
 }

@@ -81,20 +81,8 @@ sleep 1
 curl -sf http://127.0.0.1:25481/ | grep -q 'reviews v' && curl -sf http://127.0.0.1:25491/ | grep -q 'reviews v' \
   || { echo "bench/route-ab.sh: a proxy does not route to reviews" >&2; cat "$RUN"/a.log "$RUN"/b.log >&2; exit 1; }
 
-run() {  # label port pid -> "label req/s cpu-ticks"
-  local c0 c1 rps
-  c0=$(ticks "$3")
-  rps=$(timeout $((DUR + 20)) wrk -t"$WRK_T" -c"$WRK_C" -d"${DUR}s" "http://127.0.0.1:$2/" \
-    | awk '/Requests\/sec/ {print $2}')
-  c1=$(ticks "$3")
-  echo "$1 ${rps:-0} $((c1 - c0))"
-}
 echo "A: $A"
 echo "B: $B"
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores; $ROUNDS rounds of ${DUR}s; wrk -t$WRK_T -c$WRK_C, keep-alive"
-run warmup 25481 "$PID_A" >/dev/null
-run warmup 25491 "$PID_B" >/dev/null
-for r in $(seq "$ROUNDS"); do
-  if [ $((r % 2)) = 1 ]; then run A 25481 "$PID_A"; run B 25491 "$PID_B"; else run B 25491 "$PID_B"; run A 25481 "$PID_A"; fi
-done > "$RUN/results.txt"
+ab_rounds 25481 "$PID_A" 25491 "$PID_B"
 python3 "$HERE/ab_report.py" "$RUN/results.txt" "$DUR" "$(getconf CLK_TCK)" requests req
