@@ -346,8 +346,16 @@ impl Conn {
         // buffer itself is not shared, so that the next read reuses it.
         let raw = Bytes::copy_from_slice(&self.buf[..len]);
         let base = self.buf.as_ptr() as usize;
+        // One pass over the fields gathers what framing and reuse depend on, and keeps only the
+        // end-to-end ones (all of them for a 101, whose Upgrade and Connection the client needs).
+        let keep_all = status == StatusCode::SWITCHING_PROTOCOLS;
+        let mut fields = Fields::default();
         let mut headers = HeaderMap::with_capacity(resp.headers.len());
         for field in resp.headers.iter() {
+            let end_to_end = fields.add(field.name.as_bytes(), field.value);
+            if !(end_to_end || keep_all) {
+                continue;
+            }
             let name = HeaderName::from_bytes(field.name.as_bytes())
                 .map_err(|_| Error::Invalid(format!("header name {:?}", field.name)))?;
             let at = field.value.as_ptr() as usize - base;
@@ -355,19 +363,31 @@ impl Conn {
                 .map_err(|_| Error::Invalid(format!("the value of {name}")))?;
             headers.append(name, value);
         }
-        self.buf.advance(len);
-        let framing = framing(method, status, &headers)?;
-        let (close_asked, keep_alive_asked) = connection_tokens(&headers);
+        if !keep_all {
+            // Fields that `Connection` names belong to this hop too (rare: a token other than close
+            // or keep-alive).
+            for value in &fields.connection_names {
+                for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                    if let Ok(name) = HeaderName::from_bytes(token) {
+                        headers.remove(name);
+                    }
+                }
+            }
+        }
+        let framing = framing(method, status, &fields)?;
         // Both framings at once: Transfer-Encoding decides, the length must not travel on with the
         // decoded body, and the connection is not trusted with another request (RFC 9112, 6.3).
-        let smuggled = headers.contains_key(header::TRANSFER_ENCODING)
-            && headers.remove(header::CONTENT_LENGTH).is_some()
-            && framing != Framing::Empty;
+        let both = fields.transfer_encoding.is_some() && fields.content_length.is_some();
+        if both {
+            headers.remove(header::CONTENT_LENGTH);
+        }
+        let smuggled = both && framing != Framing::Empty;
         let keep_alive = match version {
-            Version::HTTP_11 => !close_asked,
-            _ => !close_asked && keep_alive_asked,
+            Version::HTTP_11 => !fields.close,
+            _ => !fields.close && fields.keep_alive,
         } && !smuggled
             && matches!(framing, Framing::Empty | Framing::Length(_) | Framing::Chunked);
+        self.buf.advance(len);
         Ok(Parsed::Head(Head {
             status,
             version,
@@ -509,7 +529,117 @@ impl Conn {
 }
 
 /// How the answer's body is delimited (RFC 9112, section 6.3).
-fn framing(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<Framing, Error> {
+/// What an answer's framing and its connection's reuse depend on, gathered from its fields in one pass.
+#[derive(Default)]
+struct Fields<'h> {
+    /// The last transfer coding named, once a `Transfer-Encoding` field was seen (empty when it named
+    /// none).
+    transfer_encoding: Option<&'h [u8]>,
+    /// The `Content-Length`, once one was seen: its value, or why it cannot be used.
+    content_length: Option<Result<u64, String>>,
+    /// `Connection` tokens.
+    close: bool,
+    keep_alive: bool,
+    /// `Connection` values that name other fields, to be dropped with it.
+    connection_names: Vec<&'h [u8]>,
+}
+
+/// Whether a field belongs to one hop (RFC 9110, 7.6.1, with the older `Keep-Alive` and
+/// `Proxy-Connection`) and is not passed on. `name` is lowercase.
+fn is_hop_by_hop(name: &[u8]) -> bool {
+    matches!(
+        name,
+        b"te"
+            | b"trailer"
+            | b"upgrade"
+            | b"keep-alive"
+            | b"connection"
+            | b"proxy-connection"
+            | b"transfer-encoding"
+            | b"proxy-authenticate"
+            | b"proxy-authorization"
+    )
+}
+
+/// `name` in lowercase, when it is short enough for a hop-by-hop field's name (the longest has 19
+/// bytes); None otherwise, which no such name is.
+fn lowercase_short(name: &[u8], buf: &mut [u8; 20]) -> Option<usize> {
+    let out = buf.get_mut(..name.len())?;
+    for (o, b) in out.iter_mut().zip(name) {
+        *o = b.to_ascii_lowercase();
+    }
+    Some(name.len())
+}
+
+impl<'h> Fields<'h> {
+    /// Takes in one field; whether it is end-to-end (to be passed on).
+    fn add(&mut self, name: &[u8], value: &'h [u8]) -> bool {
+        let mut buf = [0u8; 20];
+        let Some(n) = lowercase_short(name, &mut buf) else {
+            return true;
+        };
+        match &buf[..n] {
+            b"content-length" => {
+                self.add_length(value);
+                true
+            }
+            b"transfer-encoding" => {
+                let last = value
+                    .split(|b| *b == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .rfind(|t| !t.is_empty());
+                self.transfer_encoding = match (last, self.transfer_encoding) {
+                    (Some(t), _) => Some(t),
+                    (None, Some(earlier)) => Some(earlier),
+                    (None, None) => Some(b""),
+                };
+                false
+            }
+            b"connection" => {
+                let mut names_others = false;
+                for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        self.keep_alive = true;
+                    } else if !token.is_empty() {
+                        let mut b = [0u8; 20];
+                        names_others |= lowercase_short(token, &mut b).is_none_or(|n| !is_hop_by_hop(&b[..n]));
+                    }
+                }
+                if names_others {
+                    self.connection_names.push(value);
+                }
+                false
+            }
+            lower => !is_hop_by_hop(lower),
+        }
+    }
+
+    fn add_length(&mut self, value: &[u8]) {
+        if matches!(self.content_length, Some(Err(_))) {
+            return;
+        }
+        for part in value.split(|b| *b == b',') {
+            let text = part.trim_ascii();
+            let n = if !text.is_empty() && text.iter().all(u8::is_ascii_digit) {
+                std::str::from_utf8(text).ok().and_then(|t| t.parse::<u64>().ok())
+            } else {
+                None
+            };
+            self.content_length = Some(match (n, &self.content_length) {
+                (None, _) => Err(format!("Content-Length {:?}", String::from_utf8_lossy(text))),
+                (Some(n), Some(Ok(l))) if *l != n => Err("Content-Length fields that disagree".into()),
+                (Some(n), _) => Ok(n),
+            });
+            if matches!(self.content_length, Some(Err(_))) {
+                return;
+            }
+        }
+    }
+}
+
+fn framing(method: &Method, status: StatusCode, fields: &Fields<'_>) -> Result<Framing, Error> {
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return Ok(Framing::Upgrade);
     }
@@ -520,48 +650,18 @@ fn framing(method: &Method, status: StatusCode, headers: &HeaderMap) -> Result<F
     {
         return Ok(Framing::Empty);
     }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .rfind(|t| !t.is_empty());
-        return Ok(match last {
-            Some(t) if t.eq_ignore_ascii_case("chunked") => Framing::Chunked,
-            _ => Framing::UntilClose,
+    if let Some(last) = fields.transfer_encoding {
+        return Ok(if last.eq_ignore_ascii_case(b"chunked") {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
         });
     }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|b| *b == b',') {
-            let text = std::str::from_utf8(part).unwrap_or("").trim();
-            let n = text
-                .parse::<u64>()
-                .ok()
-                .filter(|_| text.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| Error::Invalid(format!("Content-Length {text:?}")))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(Error::Invalid("Content-Length fields that disagree".into()));
-            }
-            length = Some(n);
-        }
+    match &fields.content_length {
+        None => Ok(Framing::UntilClose),
+        Some(Ok(n)) => Ok(Framing::Length(*n)),
+        Some(Err(why)) => Err(Error::Invalid(why.clone())),
     }
-    Ok(length.map_or(Framing::UntilClose, Framing::Length))
-}
-
-/// Whether the `Connection` fields name `close`, and `keep-alive`.
-fn connection_tokens(headers: &HeaderMap) -> (bool, bool) {
-    let (mut close, mut keep_alive) = (false, false);
-    for value in headers.get_all(header::CONNECTION) {
-        for token in value.as_bytes().split(|b| *b == b',') {
-            let token = token.trim_ascii();
-            close |= token.eq_ignore_ascii_case(b"close");
-            keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-        }
-    }
-    (close, keep_alive)
 }
 
 /// The size of a chunk from its size line (without the line feed): hex digits, then optional
@@ -630,45 +730,65 @@ mod tests {
         h
     }
 
+    fn fields<'h>(pairs: &[(&str, &'h str)]) -> Fields<'h> {
+        let mut f = Fields::default();
+        for (k, v) in pairs {
+            f.add(k.as_bytes(), v.as_bytes());
+        }
+        f
+    }
+
     #[test]
     fn framing_follows_rfc_9112() {
         let get = Method::GET;
         let ok = StatusCode::OK;
         assert_eq!(
-            framing(&Method::HEAD, ok, &headers(&[("content-length", "5")])).unwrap(),
+            framing(&Method::HEAD, ok, &fields(&[("content-length", "5")])).unwrap(),
             Framing::Empty
         );
         assert_eq!(
-            framing(&get, StatusCode::NO_CONTENT, &headers(&[])).unwrap(),
+            framing(&get, StatusCode::NO_CONTENT, &fields(&[])).unwrap(),
             Framing::Empty
         );
         assert_eq!(
-            framing(&get, StatusCode::NOT_MODIFIED, &headers(&[("content-length", "9")])).unwrap(),
+            framing(&get, StatusCode::NOT_MODIFIED, &fields(&[("content-length", "9")])).unwrap(),
             Framing::Empty
         );
         assert_eq!(
-            framing(&get, StatusCode::SWITCHING_PROTOCOLS, &headers(&[])).unwrap(),
+            framing(&get, StatusCode::SWITCHING_PROTOCOLS, &fields(&[])).unwrap(),
             Framing::Upgrade
         );
         assert_eq!(
-            framing(&get, ok, &headers(&[("content-length", "5")])).unwrap(),
+            framing(&get, ok, &fields(&[("content-length", "5")])).unwrap(),
             Framing::Length(5)
         );
         assert_eq!(
-            framing(&get, ok, &headers(&[("content-length", "5, 5")])).unwrap(),
+            framing(&get, ok, &fields(&[("content-length", "5, 5")])).unwrap(),
             Framing::Length(5)
         );
-        assert!(framing(&get, ok, &headers(&[("content-length", "5"), ("content-length", "6")])).is_err());
-        assert!(framing(&get, ok, &headers(&[("content-length", "+5")])).is_err());
-        assert!(framing(&get, ok, &headers(&[("content-length", "")])).is_err());
+        assert!(framing(&get, ok, &fields(&[("content-length", "5"), ("content-length", "6")])).is_err());
+        assert!(framing(&get, ok, &fields(&[("content-length", "+5")])).is_err());
+        assert!(framing(&get, ok, &fields(&[("content-length", "")])).is_err());
         // Transfer-Encoding wins over Content-Length; a final coding other than chunked runs to the close.
-        let both = headers(&[("content-length", "5"), ("transfer-encoding", "gzip, Chunked")]);
+        let both = fields(&[("content-length", "5"), ("transfer-encoding", "gzip, Chunked")]);
         assert_eq!(framing(&get, ok, &both).unwrap(), Framing::Chunked);
         assert_eq!(
-            framing(&get, ok, &headers(&[("transfer-encoding", "chunked, gzip")])).unwrap(),
+            framing(&get, ok, &fields(&[("transfer-encoding", "chunked, gzip")])).unwrap(),
             Framing::UntilClose
         );
-        assert_eq!(framing(&get, ok, &headers(&[])).unwrap(), Framing::UntilClose);
+        assert_eq!(framing(&get, ok, &fields(&[])).unwrap(), Framing::UntilClose);
+        // Field names are matched whatever their case, and several fields of a kind read as one list.
+        assert_eq!(
+            framing(&get, ok, &fields(&[("Content-LENGTH", "7"), ("content-length", "7")])).unwrap(),
+            Framing::Length(7)
+        );
+        let split = fields(&[
+            ("Transfer-Encoding", "gzip"),
+            ("transfer-encoding", "chunked"),
+            ("Transfer-Encoding", " "),
+        ]);
+        assert_eq!(framing(&get, ok, &split).unwrap(), Framing::Chunked);
+        assert!(framing(&get, ok, &fields(&[("content-length", "99999999999999999999999")])).is_err());
     }
 
     #[test]
@@ -848,6 +968,45 @@ mod tests {
         assert!(!head.keep_alive);
         assert!(!head.headers.contains_key(header::CONTENT_LENGTH));
         assert_eq!(body_of(&mut conn, head.framing).await.unwrap(), b"hello");
+    }
+
+    #[tokio::test]
+    async fn hop_by_hop_fields_of_an_answer_are_read_and_not_kept() {
+        let (mut conn, _server) = answering(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret, upgrade\r\nKeep-Alive: timeout=5\r\n\
+              X-Secret: 1\r\nProxy-Authenticate: Basic\r\nUpgrade: h2c\r\nTrailer: x\r\nX-Kept: yes\r\n\
+              Content-Length: 2\r\n\r\nok",
+        )
+        .await;
+        let head = conn
+            .send(&Method::GET, "/", &HeaderMap::new(), Payload::None)
+            .await
+            .unwrap();
+        let mut names: Vec<&str> = head.headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "x-kept"]);
+        assert!(head.keep_alive);
+        assert_eq!(body_of(&mut conn, head.framing).await.unwrap(), b"ok");
+
+        // A 101 keeps them all: the client needs its Upgrade and Connection.
+        let (mut conn, _server) =
+            answering(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n").await;
+        let head = conn
+            .send(&Method::GET, "/", &HeaderMap::new(), Payload::None)
+            .await
+            .unwrap();
+        assert_eq!(head.framing, Framing::Upgrade);
+        assert_eq!(head.headers.get(header::UPGRADE).unwrap(), "websocket");
+        assert_eq!(head.headers.get(header::CONNECTION).unwrap(), "Upgrade");
+
+        // `Connection: close` is read, and the connection not kept.
+        let (mut conn, _server) = answering(b"HTTP/1.1 200 OK\r\nCONNECTION: Close\r\nContent-Length: 0\r\n\r\n").await;
+        let head = conn
+            .send(&Method::GET, "/", &HeaderMap::new(), Payload::None)
+            .await
+            .unwrap();
+        assert!(!head.keep_alive);
+        assert!(head.headers.get(header::CONNECTION).is_none());
     }
 
     #[tokio::test]

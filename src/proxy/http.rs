@@ -479,35 +479,56 @@ fn strip_port(h: &str) -> String {
 
 /// Removes the headers that belong to one hop (RFC 9110 §7.6.1), including those `Connection` names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    const HOP: [HeaderName; 9] = [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        HeaderName::from_static("proxy-connection"),
+        HeaderName::from_static("keep-alive"),
+    ];
     // Names are lowercase in a HeaderMap; a match on the text is a few length and byte compares.
-    fn is_hop(n: &HeaderName) -> bool {
-        matches!(
-            n.as_str(),
-            "connection"
-                | "proxy-authenticate"
-                | "proxy-authorization"
-                | "te"
-                | "trailer"
-                | "transfer-encoding"
-                | "upgrade"
-                | "proxy-connection"
-                | "keep-alive"
-        )
+    fn hop(name: &str) -> Option<usize> {
+        HOP.iter().position(|h| h.as_str() == name)
     }
-    // Most messages carry none or only `Connection`: one pass over the fields finds out.
-    if !headers.keys().any(is_hop) {
+    // Most messages carry none or only `Connection`: one pass over the fields finds which.
+    let mut present = 0u16;
+    for name in headers.keys() {
+        if let Some(i) = hop(name.as_str()) {
+            present |= 1 << i;
+        }
+    }
+    if present == 0 {
         return;
     }
-    let mut gone: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    gone.extend(headers.keys().filter(|n| is_hop(n)).cloned());
-    for n in gone {
-        headers.remove(n);
+    // `Connection` may name other fields; its usual tokens (close, keep-alive, upgrade) name none that
+    // is not removed anyway, and are settled without parsing a name.
+    if present & 1 != 0 {
+        let mut named: Vec<HeaderName> = Vec::new();
+        for value in headers.get_all(header::CONNECTION) {
+            for token in value.as_bytes().split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                if token.is_empty() || token.eq_ignore_ascii_case(b"close") {
+                    continue;
+                }
+                if HOP.iter().any(|h| token.eq_ignore_ascii_case(h.as_str().as_bytes())) {
+                    continue;
+                }
+                if let Ok(name) = HeaderName::from_bytes(token) {
+                    named.push(name);
+                }
+            }
+        }
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for (i, name) in HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            headers.remove(name);
+        }
     }
 }
 
@@ -705,7 +726,14 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_go() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret, close"),
+        );
+        h.append(header::CONNECTION, HeaderValue::from_static("x-other"));
+        h.insert("x-other", HeaderValue::from_static("1"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
         h.insert(header::PROXY_AUTHORIZATION, HeaderValue::from_static("Basic eA=="));

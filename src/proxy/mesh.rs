@@ -683,7 +683,7 @@ pub async fn handle(
             } = head;
             state.record(status.as_u16(), started.elapsed());
             entry.status = Some(status.as_u16());
-            strip_hop_by_hop(&mut headers);
+            // The head carries only end-to-end fields: h1 read the hop-by-hop ones and left them out.
             if let Some((c, o)) = cors {
                 put(&mut headers, header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
                 if !c.expose_headers.is_empty() {
