@@ -15,7 +15,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::access_log::{Decision, Entry};
@@ -63,6 +63,90 @@ struct Conn {
     peer: SocketAddr,
     mode: Mode,
     upstream: tokio::sync::Mutex<Option<Upstream>>,
+    waiting: Waiting,
+}
+
+/// When a client connection began to wait for its next request head. The proxy closes a connection
+/// whose head has not come whole within `FIRST_BYTES_TIMEOUT` of that (an idle keep-alive client, or
+/// one that dribbles its head). One timer per connection, re-armed only when it fires, does this;
+/// hyper's own header timeout set and cancelled a timer for every request, a twentieth of the CPU of
+/// a routed request (`bench/route-instructions.sh`).
+struct Waiting {
+    epoch: std::time::Instant,
+    /// Milliseconds from `epoch` to the start of the wait, plus one; 0 while a request is handled.
+    since: AtomicU64,
+}
+
+impl Waiting {
+    fn new() -> Waiting {
+        Waiting {
+            epoch: std::time::Instant::now(),
+            since: AtomicU64::new(1),
+        }
+    }
+
+    /// A request head came whole: no wait until its answer is over.
+    fn busy(&self) {
+        self.since.store(0, Ordering::Relaxed);
+    }
+
+    /// The answer is over: the wait for the next head starts.
+    fn start(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.since.store(ms.saturating_add(1), Ordering::Relaxed);
+    }
+
+    /// When the current wait for a head runs out; None while a request is handled.
+    fn due(&self) -> Option<std::time::Instant> {
+        match self.since.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(self.epoch + std::time::Duration::from_millis(n - 1) + FIRST_BYTES_TIMEOUT),
+        }
+    }
+
+    /// Ends when the connection has waited too long for a request head.
+    async fn expired(&self) {
+        let mut at = std::time::Instant::now() + FIRST_BYTES_TIMEOUT;
+        loop {
+            tokio::time::sleep_until(at.into()).await;
+            let now = std::time::Instant::now();
+            at = match self.due() {
+                Some(due) if due <= now => return,
+                Some(due) => due,
+                None => now + FIRST_BYTES_TIMEOUT,
+            };
+        }
+    }
+}
+
+/// An answer's body that starts the connection's wait for the next request head when it is done
+/// with (hyper drops it once it has been written, or on an error).
+struct Watched {
+    inner: ProxyBody,
+    conn: Arc<Conn>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.conn.waiting.start();
+    }
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: Arc<Shared>) {
@@ -70,18 +154,24 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: Arc<
         peer,
         mode,
         upstream: tokio::sync::Mutex::new(None),
+        waiting: Waiting::new(),
     });
     let mut stop = shared.stop.subscribe();
     let svc_shared = shared.clone();
+    let svc_conn = conn.clone();
     let service = hyper::service::service_fn(move |req| {
-        let conn = conn.clone();
+        let conn = svc_conn.clone();
         let shared = svc_shared.clone();
-        async move { Ok::<_, Infallible>(handle(req, &conn, &shared).await) }
+        async move {
+            conn.waiting.busy();
+            let resp = handle(req, &conn, &shared).await;
+            Ok::<_, Infallible>(resp.map(|inner| Watched { inner, conn }))
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(FIRST_BYTES_TIMEOUT)
+        // `Waiting` bounds the wait for a request head (hyper's bound needs a timer per request).
+        .header_read_timeout(None)
         // A client may send its request and close its side at once (`Connection: close` with a
         // half-close); it still gets its answer.
         .half_close(true)
@@ -89,14 +179,19 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: Arc<
     let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
     tokio::pin!(connection);
     let stopping = async { stop.wait_for(|s| *s).await.is_ok() };
+    // Dropping the connection closes it.
     let draining = tokio::select! {
         _ = connection.as_mut() => false,
         stopped = stopping => stopped,
+        () = conn.waiting.expired() => false,
     };
     if draining {
         // Finish the request in flight, then close.
         connection.as_mut().graceful_shutdown();
-        let _ = connection.await;
+        tokio::select! {
+            _ = connection => {}
+            () = conn.waiting.expired() => {}
+        }
     }
 }
 

@@ -1512,6 +1512,71 @@ fn a_websocket_upgrade_passes_through_only_when_the_rule_allows_it() {
     assert_eq!(seen[0].header("upgrade"), None, "{seen:?}");
 }
 
+/// The proxy waits 10 s at most for a request head: an idle keep-alive connection is closed after
+/// that, and so is one whose head never ends. A request that takes longer than that to answer is not
+/// cut, and its connection carries the next request.
+#[test]
+fn the_wait_for_a_request_head_is_bounded_but_a_slow_answer_is_not() {
+    let b = bookinfo();
+    let m = Mesh::start(
+        &b.services(),
+        &[route_rule(
+            "reviews-slow",
+            "reviews",
+            1,
+            &format!(
+                "httpFault:\n  delay:\n    percent: 100\n    fixedDelay: 11s\nhttpReqTimeout:\n  simpleTimeout:\n    timeout: 30s\n{}",
+                route_to("v1")
+            ),
+        )],
+        &[],
+    );
+    let listen = m.proxy.listen.clone();
+    // A head that never ends, on its own connection, meanwhile.
+    let dribbler = std::thread::spawn(move || {
+        let mut s = open(&listen).expect("connect to the proxy");
+        s.write_all(b"GET http://ratings:9080/ HTTP/1.1\r\nHost: ratings:9080\r\n")
+            .expect("send half a head");
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        let ended = s.read_to_end(&mut rest);
+        (ended.map_err(|e| e.to_string()), rest, started.elapsed())
+    });
+
+    let mut s = open(&m.proxy.listen).expect("connect to the proxy");
+    for (url, version) in [
+        ("http://reviews:9080/slow", "reviews v1"),
+        ("http://ratings:9080/next", "ratings v1"),
+    ] {
+        let req = format!("GET {url} HTTP/1.1\r\nHost: {}\r\n\r\n", authority(url));
+        s.write_all(req.as_bytes()).expect("send a request");
+        let r = read_response(&mut s).unwrap_or_else(|e| panic!("{url}: {e}{}", m.context()));
+        assert_eq!(r.status, 200, "{url}: {r:?}");
+        assert_eq!(r.body.trim(), version, "{url}: {r:?}");
+    }
+    // Now idle: the proxy closes the connection, and not at once.
+    let idle = Instant::now();
+    let mut rest = Vec::new();
+    let closed = s.read_to_end(&mut rest);
+    let waited = idle.elapsed();
+    assert!(closed.is_ok() && rest.is_empty(), "{closed:?} {rest:?}");
+    assert!(
+        waited >= Duration::from_secs(5),
+        "an idle connection closed after {waited:?}"
+    );
+
+    let (ended, rest, waited) = dribbler.join().expect("the dribbling client");
+    assert!(
+        ended.is_ok() && rest.is_empty(),
+        "{ended:?} {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert!(
+        waited >= Duration::from_secs(5),
+        "a half head was cut off after {waited:?}"
+    );
+}
+
 // === DestinationPolicy ===
 
 #[test]
