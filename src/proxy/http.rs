@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 use super::access_log::{Decision, Entry};
 use super::conn::{self, FIRST_BYTES_TIMEOUT, UpstreamError};
 use super::mesh;
+use super::quiet::Quiet;
 use super::state::Shared;
 use crate::model::egress_rule::Protocol;
 
@@ -178,19 +179,23 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: Arc<
         .max_buf_size(MAX_HEAD);
     let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
     tokio::pin!(connection);
-    let stopping = async { stop.wait_for(|s| *s).await.is_ok() };
+    // The shutdown signal and the watchdog are polled only when they woke: not at every turn of the
+    // connection.
+    let stopping = Quiet::new(async { stop.wait_for(|s| *s).await.is_ok() });
+    let mut expired = Quiet::new(conn.waiting.expired());
     // Dropping the connection closes it.
     let draining = tokio::select! {
+        biased;
         _ = connection.as_mut() => false,
         stopped = stopping => stopped,
-        () = conn.waiting.expired() => false,
+        () = &mut expired => false,
     };
     if draining {
         // Finish the request in flight, then close.
         connection.as_mut().graceful_shutdown();
         tokio::select! {
             _ = connection => {}
-            () = conn.waiting.expired() => {}
+            () = expired => {}
         }
     }
 }

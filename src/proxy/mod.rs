@@ -11,6 +11,7 @@ pub mod l4;
 pub mod mesh;
 pub mod metrics;
 pub mod orig_dst;
+pub mod quiet;
 pub mod routes;
 pub mod rules;
 pub mod services;
