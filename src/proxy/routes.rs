@@ -13,7 +13,7 @@ use regex::Regex;
 use serde_json::{Value, json};
 
 use super::mesh::{ClusterState, ServiceCounters, States};
-use super::services::{Registry, Service};
+use super::services::{FastMap, Registry, Service};
 use crate::model::destination_policy::{DestinationPolicy, LbPolicy, SimpleCircuitBreaker};
 use crate::model::route_rule::{HttpFaultInjection, RouteRule};
 use crate::model::{IstioService, Resource, Spec, StringMap, StringMatch};
@@ -34,7 +34,7 @@ pub struct SourceIdentity {
 /// The compiled routing of every registered service.
 #[derive(Default)]
 pub struct RouteTable {
-    services: HashMap<String, ServiceRoutes>,
+    services: FastMap<String, ServiceRoutes>,
     pub route_rules: usize,
     pub policies: usize,
 }
