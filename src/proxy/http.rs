@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::access_log::{Decision, Entry};
+use super::clock::ConnClock;
 use super::conn::{self, FIRST_BYTES_TIMEOUT, UpstreamError};
 use super::mesh;
 use super::quiet::Quiet;
@@ -64,60 +65,8 @@ struct Conn {
     peer: SocketAddr,
     mode: Mode,
     upstream: tokio::sync::Mutex<Option<Upstream>>,
-    waiting: Waiting,
-}
-
-/// When a client connection began to wait for its next request head. The proxy closes a connection
-/// whose head has not come whole within `FIRST_BYTES_TIMEOUT` of that (an idle keep-alive client, or
-/// one that dribbles its head). One timer per connection, re-armed only when it fires, does this;
-/// hyper's own header timeout set and cancelled a timer for every request, a twentieth of the CPU of
-/// a routed request (`bench/route-instructions.sh`).
-struct Waiting {
-    epoch: std::time::Instant,
-    /// Milliseconds from `epoch` to the start of the wait, plus one; 0 while a request is handled.
-    since: AtomicU64,
-}
-
-impl Waiting {
-    fn new() -> Waiting {
-        Waiting {
-            epoch: std::time::Instant::now(),
-            since: AtomicU64::new(1),
-        }
-    }
-
-    /// A request head came whole: no wait until its answer is over.
-    fn busy(&self) {
-        self.since.store(0, Ordering::Relaxed);
-    }
-
-    /// The answer is over: the wait for the next head starts.
-    fn start(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-        self.since.store(ms.saturating_add(1), Ordering::Relaxed);
-    }
-
-    /// When the current wait for a head runs out; None while a request is handled.
-    fn due(&self) -> Option<std::time::Instant> {
-        match self.since.load(Ordering::Relaxed) {
-            0 => None,
-            n => Some(self.epoch + std::time::Duration::from_millis(n - 1) + FIRST_BYTES_TIMEOUT),
-        }
-    }
-
-    /// Ends when the connection has waited too long for a request head.
-    async fn expired(&self) {
-        let mut at = std::time::Instant::now() + FIRST_BYTES_TIMEOUT;
-        loop {
-            tokio::time::sleep_until(at.into()).await;
-            let now = std::time::Instant::now();
-            at = match self.due() {
-                Some(due) if due <= now => return,
-                Some(due) => due,
-                None => now + FIRST_BYTES_TIMEOUT,
-            };
-        }
-    }
+    /// The wait for each request head, and the deadline of the request in hand.
+    clock: ConnClock,
 }
 
 /// An answer's body that starts the connection's wait for the next request head when it is done
@@ -129,7 +78,7 @@ struct Watched {
 
 impl Drop for Watched {
     fn drop(&mut self) {
-        self.conn.waiting.start();
+        self.conn.clock.start_waiting();
     }
 }
 
@@ -155,7 +104,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: Arc<
         peer,
         mode,
         upstream: tokio::sync::Mutex::new(None),
-        waiting: Waiting::new(),
+        clock: ConnClock::new(FIRST_BYTES_TIMEOUT),
     });
     let mut stop = shared.stop.subscribe();
     let svc_shared = shared.clone();
@@ -164,14 +113,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: Arc<
         let conn = svc_conn.clone();
         let shared = svc_shared.clone();
         async move {
-            conn.waiting.busy();
+            conn.clock.busy();
             let resp = handle(req, &conn, &shared).await;
             Ok::<_, Infallible>(resp.map(|inner| Watched { inner, conn }))
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        // `Waiting` bounds the wait for a request head (hyper's bound needs a timer per request).
+        // `ConnClock` bounds the wait for a request head (hyper's bound takes a timer per request).
         .header_read_timeout(None)
         // A client may send its request and close its side at once (`Connection: close` with a
         // half-close); it still gets its answer.
@@ -182,7 +131,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: Arc<
     // The shutdown signal and the watchdog are polled only when they woke: not at every turn of the
     // connection.
     let stopping = Quiet::new(async { stop.wait_for(|s| *s).await.is_ok() });
-    let mut expired = Quiet::new(conn.waiting.expired());
+    let mut expired = Quiet::new(conn.clock.watchdog());
     // Dropping the connection closes it.
     let draining = tokio::select! {
         biased;
@@ -259,7 +208,7 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Re
                 port: svc.port,
                 authority: Some(authority),
             };
-            return mesh::handle(req, active.clone(), dest, conn.peer, shared).await;
+            return mesh::handle(req, active.clone(), dest, conn.peer, &conn.clock, shared).await;
         }
         Mode::Transparent(orig) => {
             let host = req
@@ -286,7 +235,7 @@ async fn handle(req: Request<Incoming>, conn: &Conn, shared: &Arc<Shared>) -> Re
                 port: svc.port,
                 authority: None,
             };
-            return mesh::handle(req, active.clone(), dest, conn.peer, shared).await;
+            return mesh::handle(req, active.clone(), dest, conn.peer, &conn.clock, shared).await;
         }
     }
     let dst = format!("{}:{}", conn::bracket(&target.host), target.port);

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
 use super::access_log::{Decision, Entry, MeshInfo};
+use super::clock::ConnClock;
 use super::conn::{self, UpstreamError};
 use super::h1::{self, BodyState, Framing, Payload};
 use super::http::{CountingBody, LogOnDrop, ProxyBody, local, strip_hop_by_hop};
@@ -394,6 +395,7 @@ pub async fn handle(
     active: Arc<Active>,
     dest: Destination<'_>,
     peer: SocketAddr,
+    clock: &ConnClock,
     shared: &Arc<Shared>,
 ) -> Response<ProxyBody> {
     let started = Instant::now();
@@ -634,15 +636,15 @@ pub async fn handle(
         mirror(m.clone(), &parts, b.clone(), host, shared);
     }
 
-    // The same deadline as the delay's: an injected delay counts against the rule's timeout.
-    let outcome = tokio::time::timeout_at(
-        deadline,
-        attempts(parts, body, &action, &cluster, shared, &counters, &mut info, websocket),
-    )
-    .await;
-    let result = match outcome {
-        Ok(r) => r,
-        Err(_) => return timed_out(shared, entry, info, Some(&cluster)),
+    // The same deadline as the delay's: an injected delay counts against the rule's timeout. The
+    // connection's clock keeps it (no timer of its own per request).
+    let outcome = tokio::select! {
+        biased;
+        r = attempts(parts, body, &action, &cluster, shared, &counters, &mut info, websocket) => Some(r),
+        () = clock.deadline(started + timeout) => None,
+    };
+    let Some(result) = outcome else {
+        return timed_out(shared, entry, info, Some(&cluster));
     };
     match result {
         Err(Failure::Local(status, body, counted)) => {

@@ -4,6 +4,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod clock;
 pub mod conn;
 pub mod h1;
 pub mod http;
