@@ -23,7 +23,7 @@ use meshctl::load::{self, files};
 
 /// The same allocator as the `meshctl` binary, so that the floor is not raised by a slower malloc.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: meshctl::memory::Allocator = meshctl::memory::Allocator;
 
 #[derive(Debug, Parser)]
 #[command(about = "Parse rule files with saphyr-parser and nothing more")]

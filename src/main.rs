@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
-/// mimalloc instead of the system allocator: validation allocates and frees many small strings (one
+/// mimalloc (see `memory::Allocator`) instead of the system allocator: validation allocates and frees many small strings (one
 /// per YAML scalar), from several threads at once, where glibc's malloc is markedly slower.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: meshctl::memory::Allocator = meshctl::memory::Allocator;
 
 fn main() -> ExitCode {
     meshctl::memory::disable_transparent_huge_pages();
