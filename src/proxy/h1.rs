@@ -164,7 +164,15 @@ pub struct Conn {
     buf: BytesMut,
     /// The request head being written (kept to reuse its allocation).
     out: Vec<u8>,
+    /// The field names of the last answers, by position: as written, and parsed. An upstream sends
+    /// the same fields in the same order answer after answer, so each name is parsed once per
+    /// connection rather than once per answer.
+    /// (Positions of fields that are not passed on stay empty.)
+    names: Vec<Option<(Box<[u8]>, HeaderName)>>,
 }
+
+/// The most field positions whose names a connection remembers.
+const NAMES_KEPT: usize = 32;
 
 impl Conn {
     pub fn new(io: TcpStream) -> Conn {
@@ -172,6 +180,7 @@ impl Conn {
             io,
             buf: BytesMut::new(),
             out: Vec::new(),
+            names: Vec::new(),
         }
     }
 
@@ -351,13 +360,26 @@ impl Conn {
         let keep_all = status == StatusCode::SWITCHING_PROTOCOLS;
         let mut fields = Fields::default();
         let mut headers = HeaderMap::with_capacity(resp.headers.len());
-        for field in resp.headers.iter() {
-            let end_to_end = fields.add(field.name.as_bytes(), field.value);
+        for (i, field) in resp.headers.iter().enumerate() {
+            let raw_name = field.name.as_bytes();
+            let end_to_end = fields.add(raw_name, field.value);
             if !(end_to_end || keep_all) {
                 continue;
             }
-            let name = HeaderName::from_bytes(field.name.as_bytes())
-                .map_err(|_| Error::Invalid(format!("header name {:?}", field.name)))?;
+            let name = match self.names.get(i) {
+                Some(Some((raw, name))) if **raw == *raw_name => name.clone(),
+                _ => {
+                    let name = HeaderName::from_bytes(raw_name)
+                        .map_err(|_| Error::Invalid(format!("header name {:?}", field.name)))?;
+                    if i < NAMES_KEPT {
+                        if self.names.len() <= i {
+                            self.names.resize_with(i + 1, || None);
+                        }
+                        self.names[i] = Some((Box::from(raw_name), name.clone()));
+                    }
+                    name
+                }
+            };
             let at = field.value.as_ptr() as usize - base;
             let value = HeaderValue::from_maybe_shared(raw.slice(at..at + field.value.len()))
                 .map_err(|_| Error::Invalid(format!("the value of {name}")))?;
@@ -1007,6 +1029,62 @@ mod tests {
             .unwrap();
         assert!(!head.keep_alive);
         assert!(head.headers.get(header::CONNECTION).is_none());
+    }
+
+    #[tokio::test]
+    async fn field_names_remembered_from_one_answer_do_not_leak_into_the_next() {
+        use tokio::io::AsyncReadExt as _;
+        // Three answers on one connection, each after its request: the same names, then others in
+        // other places and cases.
+        let answers: [&[u8]; 3] = [
+            b"HTTP/1.1 200 OK\r\nServer: a\r\nX-One: 1\r\nContent-Length: 1\r\n\r\n1",
+            b"HTTP/1.1 200 OK\r\nServer: b\r\nX-One: 2\r\nContent-Length: 1\r\n\r\n2",
+            b"HTTP/1.1 200 OK\r\nX-ONE: 3\r\nConnection: keep-alive\r\nX-Two: 4\r\nserver: c\r\nETag: \"e\"\r\n\
+              Content-Length: 1\r\n\r\n3",
+        ];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 4096];
+            for answer in answers {
+                while memchr::memmem::find(&got, b"\r\n\r\n").is_none() {
+                    let n = s.read(&mut chunk).await.unwrap();
+                    got.extend_from_slice(&chunk[..n]);
+                }
+                got.clear();
+                s.write_all(answer).await.unwrap();
+            }
+            // Held open until the client is done.
+            let _ = s.read(&mut chunk).await;
+        });
+        let mut conn = Conn::new(TcpStream::connect(addr).await.unwrap());
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let head = conn
+                .send(&Method::GET, "/", &HeaderMap::new(), Payload::None)
+                .await
+                .unwrap();
+            let fields: Vec<String> = head
+                .headers
+                .iter()
+                .map(|(n, v)| format!("{n}={}", v.to_str().unwrap()))
+                .collect();
+            seen.push(fields.join(" "));
+            body_of(&mut conn, head.framing).await.unwrap();
+        }
+        assert_eq!(
+            seen,
+            [
+                "server=a x-one=1 content-length=1",
+                "server=b x-one=2 content-length=1",
+                "x-one=3 x-two=4 server=c etag=\"e\" content-length=1",
+            ]
+        );
+        // Names after a field that is not passed on are remembered too.
+        let last = conn.names.get(5).cloned().flatten().map(|(_, n)| n);
+        assert_eq!(last, Some(header::CONTENT_LENGTH));
     }
 
     #[tokio::test]
