@@ -596,6 +596,12 @@ fn lowercase_short(name: &[u8], buf: &mut [u8; 20]) -> Option<usize> {
 impl<'h> Fields<'h> {
     /// Takes in one field; whether it is end-to-end (to be passed on).
     fn add(&mut self, name: &[u8], value: &'h [u8]) -> bool {
+        // Only names of these lengths are read here (te; trailer, upgrade; connection, keep-alive;
+        // content-length; proxy-connection; transfer-encoding; proxy-authenticate;
+        // proxy-authorization): most fields are settled by their length alone.
+        if !matches!(name.len(), 2 | 7 | 10 | 14 | 16 | 17 | 18 | 19) {
+            return true;
+        }
         let mut buf = [0u8; 20];
         let Some(n) = lowercase_short(name, &mut buf) else {
             return true;
@@ -811,6 +817,31 @@ mod tests {
         ]);
         assert_eq!(framing(&get, ok, &split).unwrap(), Framing::Chunked);
         assert!(framing(&get, ok, &fields(&[("content-length", "99999999999999999999999")])).is_err());
+    }
+
+    #[test]
+    fn every_hop_by_hop_field_is_held_back_whatever_its_case() {
+        for name in [
+            "TE",
+            "Trailer",
+            "Upgrade",
+            "Connection",
+            "Keep-Alive",
+            "Proxy-Connection",
+            "Transfer-Encoding",
+            "Proxy-Authenticate",
+            "PROXY-AUTHORIZATION",
+        ] {
+            assert!(!Fields::default().add(name.as_bytes(), b"x"), "{name}");
+        }
+        for name in ["Content-Length", "Date", "Server", "X-Trailer", "Upgrades", "Te"] {
+            let mut f = Fields::default();
+            let kept = f.add(name.as_bytes(), b"1");
+            assert_eq!(kept, name != "Te", "{name}");
+        }
+        let mut f = Fields::default();
+        assert!(f.add(b"CONTENT-length", b"12"));
+        assert_eq!(f.content_length, Some(Ok(12)));
     }
 
     #[test]

@@ -641,9 +641,11 @@ impl Drop for LogOnDrop {
     fn drop(&mut self) {
         self.entry.sent = self.sent.load(Ordering::Relaxed);
         self.entry.received = self.received;
-        self.entry.finish();
         self.shared.metrics.bytes(self.entry.sent, self.entry.received);
-        self.shared.log.write(&self.entry);
+        if self.shared.log.enabled() {
+            self.entry.finish();
+            self.shared.log.write(&self.entry);
+        }
     }
 }
 

@@ -695,7 +695,9 @@ pub async fn handle(
                     put(&mut headers, header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true");
                 }
             }
-            entry.mesh = Some(Box::new(info));
+            if logging {
+                entry.mesh = Some(Box::new(info));
+            }
             let mut resp = Response::new(ProxyBody::Mesh {
                 inner: body,
                 log: Some(Box::new(LogOnDrop::new(entry, sent, shared.clone()))),
