@@ -21,7 +21,7 @@ pub fn disable_transparent_huge_pages() {
 /// so a layout whose alignment is at most 16 and at most its size needs nothing more (the rule the
 /// standard library's `System` allocator applies to `malloc`). The `mimalloc` crate asks for an
 /// aligned block every time instead, which takes mimalloc's slower general path for any block over
-/// 1 KiB and a few extra checks for the others: about 500 instructions of a routed proxy request
+/// 1 KiB and a few extra checks for the others: about 400 instructions of a routed proxy request
 /// (`bench/route-instructions.sh`).
 pub struct Allocator;
 
