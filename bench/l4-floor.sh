@@ -22,11 +22,9 @@ ROUNDS=${ROUNDS:-6}
 DUR=${DUR:-4}
 WRK_T=${WRK_T:-2}
 WRK_C=${WRK_C:-64}
-for tool in nginx haproxy wrk python3; do
-  command -v "$tool" >/dev/null || { echo "bench/l4-floor.sh: $tool is missing" >&2; exit 2; }
-done
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
+need_tools bench/l4-floor.sh nginx haproxy wrk python3
 port_free bench/l4-floor.sh 25471 25472 25473 25474 25475 25476
 cargo build --release --bin meshctl --example l4_floor >&2
 

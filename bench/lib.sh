@@ -21,6 +21,15 @@ bench_cleanup() {
   rm -rf "$RUN"
 }
 
+# need_tools NAME TOOL...: exits 2 naming the first tool that is not installed.
+need_tools() {
+  local name=$1 t
+  shift
+  for t in "$@"; do
+    command -v "$t" >/dev/null || { echo "$name: $t is missing" >&2; exit 2; }
+  done
+}
+
 # port_free NAME PORT...: exits 2 naming the first port already in use.
 port_free() {
   local name=$1 p

@@ -23,14 +23,12 @@ ROUNDS=${ROUNDS:-8}
 DUR=${DUR:-4}
 WRK_T=${WRK_T:-2}
 WRK_C=${WRK_C:-64}
-for tool in nginx wrk python3; do
-  command -v "$tool" >/dev/null || { echo "bench/proxy-ab.sh: $tool is missing" >&2; exit 2; }
-done
 for bin in "$A" "$B"; do
   "$bin" proxy --help >/dev/null 2>&1 || { echo "bench/proxy-ab.sh: $bin is not a meshctl with 'proxy'" >&2; exit 2; }
 done
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
+need_tools bench/proxy-ab.sh nginx wrk python3
 port_free bench/proxy-ab.sh 25351 25352 25353 25354 25362 25363 25364
 
 bench_init proxy-ab

@@ -24,9 +24,6 @@ ROUNDS=${ROUNDS:-8}
 DUR=${DUR:-4}
 WRK_T=${WRK_T:-2}
 WRK_C=${WRK_C:-16}
-for tool in nginx wrk python3 curl; do
-  command -v "$tool" >/dev/null || { echo "bench/route-ab.sh: $tool is missing" >&2; exit 2; }
-done
 for bin in "$A" "$B"; do
   "$bin" proxy --help 2>/dev/null | grep -q -- --services \
     || { echo "bench/route-ab.sh: $bin is not a meshctl with 'proxy --services'" >&2; exit 2; }
@@ -34,6 +31,7 @@ done
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
+need_tools bench/route-ab.sh nginx wrk python3 curl
 port_free bench/route-ab.sh 25401 25402 25481 25482 25491 25492
 
 bench_init route-ab

@@ -13,12 +13,10 @@
 # stops what it started by its PID.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: bench/route-instructions.sh BINARY..." >&2; exit 2; }
-for tool in valgrind callgrind_control callgrind_annotate nginx wrk curl; do
-  command -v "$tool" >/dev/null || { echo "bench/route-instructions.sh: $tool is missing" >&2; exit 2; }
-done
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
+need_tools bench/route-instructions.sh valgrind callgrind_control callgrind_annotate nginx wrk curl
 port_free bench/route-instructions.sh 25401 25402 25411 25481 25482
 
 bench_init route-instr
