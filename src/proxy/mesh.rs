@@ -512,7 +512,8 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map_or(action.timeout, Duration::from_millis);
-    let deadline = tokio::time::Instant::from_std(started) + timeout;
+    // The connection's clock keeps the deadline (no timer of its own per request).
+    let deadline = started + timeout;
     let timed_out = |shared: &Arc<Shared>, mut entry: Entry, info: MeshInfo, cluster: Option<&Cluster>| {
         if let Some(c) = cluster {
             c.state.record(504, started.elapsed());
@@ -536,10 +537,12 @@ pub async fn handle(
         if chance(d.percent) {
             counters.delays.fetch_add(1, Ordering::Relaxed);
             info.fault = Some("delay");
-            if tokio::time::timeout_at(deadline, tokio::time::sleep(d.sample()))
-                .await
-                .is_err()
-            {
+            let delayed = tokio::select! {
+                biased;
+                () = tokio::time::sleep(d.sample()) => true,
+                () = clock.deadline(deadline) => false,
+            };
+            if !delayed {
                 return timed_out(shared, entry, info, None);
             }
         }
@@ -636,12 +639,11 @@ pub async fn handle(
         mirror(m.clone(), &parts, b.clone(), host, shared);
     }
 
-    // The same deadline as the delay's: an injected delay counts against the rule's timeout. The
-    // connection's clock keeps it (no timer of its own per request).
+    // The same deadline as the delay's: an injected delay counts against the rule's timeout.
     let outcome = tokio::select! {
         biased;
         r = attempts(parts, body, &action, &cluster, shared, &counters, &mut info, websocket) => Some(r),
-        () = clock.deadline(started + timeout) => None,
+        () = clock.deadline(deadline) => None,
     };
     let Some(result) = outcome else {
         return timed_out(shared, entry, info, Some(&cluster));
