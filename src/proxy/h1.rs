@@ -25,7 +25,7 @@ use http_body_util::BodyExt as _;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
-use super::http::CountingBody;
+use super::http::{CountingBody, HOP_BY_HOP};
 
 /// The most header fields an answer may have (hyper's limit too).
 const MAX_HEADERS: usize = 100;
@@ -566,21 +566,9 @@ struct Fields<'h> {
     connection_names: Vec<&'h [u8]>,
 }
 
-/// Whether a field belongs to one hop (RFC 9110, 7.6.1, with the older `Keep-Alive` and
-/// `Proxy-Connection`) and is not passed on. `name` is lowercase.
+/// Whether a field belongs to one hop (`http::HOP_BY_HOP`) and is not passed on. `name` is lowercase.
 fn is_hop_by_hop(name: &[u8]) -> bool {
-    matches!(
-        name,
-        b"te"
-            | b"trailer"
-            | b"upgrade"
-            | b"keep-alive"
-            | b"connection"
-            | b"proxy-connection"
-            | b"transfer-encoding"
-            | b"proxy-authenticate"
-            | b"proxy-authorization"
-    )
+    HOP_BY_HOP.iter().any(|h| h.as_str().as_bytes() == name)
 }
 
 /// `name` in lowercase, when it is short enough for a hop-by-hop field's name (the longest has 19

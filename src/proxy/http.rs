@@ -526,22 +526,26 @@ fn strip_port(h: &str) -> String {
     }
 }
 
+/// The fields that belong to one hop (RFC 9110 §7.6.1, with the older `Keep-Alive` and
+/// `Proxy-Connection`): never passed on, in either direction. `h1` reads an answer's by this list too.
+/// `Connection` comes first: `strip_hop_by_hop` reads it as bit 0.
+pub(crate) const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+];
+
 /// Removes the headers that belong to one hop (RFC 9110 §7.6.1), including those `Connection` names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    const HOP: [HeaderName; 9] = [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        HeaderName::from_static("proxy-connection"),
-        HeaderName::from_static("keep-alive"),
-    ];
     // Names are lowercase in a HeaderMap; a match on the text is a few length and byte compares.
     fn hop(name: &str) -> Option<usize> {
-        HOP.iter().position(|h| h.as_str() == name)
+        HOP_BY_HOP.iter().position(|h| h.as_str() == name)
     }
     // Most messages carry none or only `Connection`: one pass over the fields finds which.
     let mut present = 0u16;
@@ -562,7 +566,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
                 if token.is_empty() || token.eq_ignore_ascii_case(b"close") {
                     continue;
                 }
-                if HOP.iter().any(|h| token.eq_ignore_ascii_case(h.as_str().as_bytes())) {
+                if HOP_BY_HOP
+                    .iter()
+                    .any(|h| token.eq_ignore_ascii_case(h.as_str().as_bytes()))
+                {
                     continue;
                 }
                 if let Ok(name) = HeaderName::from_bytes(token) {
@@ -574,7 +581,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for (i, name) in HOP.iter().enumerate() {
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
         if present & (1 << i) != 0 {
             headers.remove(name);
         }
