@@ -223,9 +223,7 @@ fn classify<'a>(
     let kind_text = kind.and_then(|e| e.value.as_str());
     let api_text = api_version.and_then(|e| e.value.as_str());
 
-    if kind_text == Some("List")
-        || kind_text.is_some_and(|k| k.ends_with("List") && Kind::ALL.iter().any(|t| k == format!("{t}List")))
-    {
+    if kind_text.is_some_and(is_list_kind) {
         match node.get("items").map(|e| &e.value) {
             Some(Node {
                 value: Value::Seq(items),
@@ -287,8 +285,6 @@ fn classify<'a>(
     }
 
     let rule_kind = kind_text.and_then(Kind::from_kind_field);
-    let api_is_rules = api_text == Some(API_VERSION);
-    let api_near = api_text.is_some_and(|a| !api_is_rules && is_near_api_version(a));
 
     match (api_text, kind_text) {
         (None, None) => {
@@ -316,43 +312,43 @@ fn classify<'a>(
             problems.push(missing("this document has no kind", "kind", help));
             return;
         }
-        (Some(a), Some(k)) => {
-            if rule_kind.is_none() {
-                // Not one of ours, unless it is a typo of one of ours in our API.
-                if api_is_rules || api_near {
-                    if let Some(intended) = did_you_mean(k, Kind::ALL.iter().map(|k| k.name())) {
-                        let e = kind.map_or(node.span, |e| e.value.span);
-                        problems.push(
-                            Problem::at(Code::UnknownKind, e, format!("unknown kind `{k}`: did you mean `{intended}`?"), index)
-                                .with_help(format!("the traffic-rule kinds of {API_VERSION} are RouteRule, EgressRule and DestinationPolicy"))
-                                .with_field(field("kind")),
-                        );
-                        return;
-                    }
-                }
+        (Some(a), Some(k)) => match identify(a, k) {
+            Identity::Rule(_) => {}
+            Identity::Other => {
                 counts.skipped += 1;
                 return;
             }
-            if !api_is_rules {
-                if api_near {
-                    let e = api_version.map_or(node.span, |e| e.value.span);
-                    problems.push(
-                        Problem::at(
-                            Code::UnknownApiVersion,
-                            e,
-                            format!("unknown apiVersion `{a}` for {k}: did you mean `{API_VERSION}`?"),
-                            index,
-                        )
-                        .with_help(format!("{k} belongs to {API_VERSION}"))
-                        .with_field(field("apiVersion")),
-                    );
-                    return;
-                }
-                // A kind of the same name in some other API group.
-                counts.skipped += 1;
+            Identity::NearKind(intended) => {
+                let e = kind.map_or(node.span, |e| e.value.span);
+                problems.push(
+                    Problem::at(
+                        Code::UnknownKind,
+                        e,
+                        format!("unknown kind `{k}`: did you mean `{intended}`?"),
+                        index,
+                    )
+                    .with_help(format!(
+                        "the traffic-rule kinds of {API_VERSION} are RouteRule, EgressRule and DestinationPolicy"
+                    ))
+                    .with_field(field("kind")),
+                );
                 return;
             }
-        }
+            Identity::NearApiVersion => {
+                let e = api_version.map_or(node.span, |e| e.value.span);
+                problems.push(
+                    Problem::at(
+                        Code::UnknownApiVersion,
+                        e,
+                        format!("unknown apiVersion `{a}` for {k}: did you mean `{API_VERSION}`?"),
+                        index,
+                    )
+                    .with_help(format!("{k} belongs to {API_VERSION}"))
+                    .with_field(field("apiVersion")),
+                );
+                return;
+            }
+        },
     }
     let Some(kind) = rule_kind else { return };
     if !opts.kinds.is_empty() && !opts.kinds.contains(&kind) {
@@ -377,6 +373,47 @@ fn classify<'a>(
         shape_problems,
         unknown_fields,
     });
+}
+
+/// Whether a `kind` names a list of objects (`List`, or `RouteRuleList` and the like), whose `items`
+/// are read as documents of their own.
+pub fn is_list_kind(kind: &str) -> bool {
+    kind == "List"
+        || kind
+            .strip_suffix("List")
+            .is_some_and(|k| Kind::from_kind_field(k).is_some())
+}
+
+/// What a document is, by its apiVersion and kind (both strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// A traffic rule of `config.istio.io/v1alpha2`.
+    Rule(Kind),
+    /// Another API's object, or a kind of ours in another API group: skipped.
+    Other,
+    /// An unknown kind in our API (or one near it) that is a few edits from one of ours: an error.
+    NearKind(&'static str),
+    /// One of our kinds under an apiVersion a few edits from ours: an error.
+    NearApiVersion,
+}
+
+pub fn identify(api_version: &str, kind: &str) -> Identity {
+    let api_is_rules = api_version == API_VERSION;
+    let api_near = !api_is_rules && is_near_api_version(api_version);
+    match Kind::from_kind_field(kind) {
+        // Not one of ours, unless it is a typo of one of ours in our API.
+        None => match (api_is_rules || api_near)
+            .then(|| did_you_mean(kind, Kind::ALL.iter().map(|k| k.name())))
+            .flatten()
+        {
+            Some(intended) => Identity::NearKind(intended),
+            None => Identity::Other,
+        },
+        Some(k) if api_is_rules => Identity::Rule(k),
+        Some(_) if api_near => Identity::NearApiVersion,
+        // A kind of the same name in some other API group.
+        Some(_) => Identity::Other,
+    }
 }
 
 /// config.istio.io with another version, or a string a few edits from config.istio.io/v1alpha2.

@@ -8,6 +8,7 @@ pub mod checker;
 pub mod common;
 pub mod destination_policy;
 pub mod egress_rule;
+mod fast;
 pub mod render;
 pub mod route_rule;
 
@@ -211,6 +212,13 @@ fn check_file_in(arena: &Bump, file: &Arc<str>, bytes: &[u8], opts: &LoadOptions
         }
     };
     let src = &*load::lone_carriage_returns_as_lf(src);
+    // Most files are clean: those are proved so from the parser's events alone. A caller that wants
+    // the typed objects, or a file the fast path is unsure of, takes the full path.
+    if !opts.keep_resources {
+        if let Some(report) = fast::clean_file(file, src, opts) {
+            return report;
+        }
+    }
     let lines = LineIndex::new(src);
     // The definitions' lines come in file order: a cursor finds them without the line table, which
     // is then built only for files that have diagnostics.

@@ -201,7 +201,7 @@ fn check_string_match<'r>(c: &mut Checker<'r>, sm: &'r StringMatch) {
 /// remembered (the compiled program itself is dropped at once): per thread, so that the common case
 /// takes no lock, and behind that for the whole process, so that each worker thread does not compile
 /// the same patterns again.
-fn regex_problem(re: &str) -> Option<String> {
+pub(super) fn regex_problem(re: &str) -> Option<String> {
     use std::cell::RefCell;
     use std::collections::HashMap;
     use std::sync::{LazyLock, Mutex, PoisonError};

@@ -1,0 +1,1231 @@
+//! The fast path of `meshctl validate`: a file that is clean (no error and no warning) is proved
+//! clean straight from the parser's events, with no document tree, no typed objects and no
+//! positions kept beyond the names that the cross-file "defined twice" warning needs.
+//!
+//! It answers only "clean" or "unsure". Anything it does not prove clean, it leaves to the full path
+//! (`check_file_in`), which builds the tree, types every object and places every diagnostic: a value
+//! that breaks a rule, any warning, any YAML feature beyond plain mappings, lists and scalars (anchors,
+//! aliases, merge keys, tags, complex keys), a `List` wrapper, a null where a value is expected, a
+//! document whose `apiVersion` and `kind` do not come before its other fields. Unsure costs the walk
+//! done so far and nothing else: the answer is the same either way, which the differential tests at
+//! the end of this file check against the full path.
+//!
+//! The predicates are the full path's own (`common`, `parse_egress_host`, `parse_duration`,
+//! `regex_problem`, `Protocol::parse`, `LbPolicy::parse`); what is written again here is which field
+//! holds which kind of value, and the checks that span several fields (weights that add up to 100, a
+//! redirect with nothing to forward, one of `fixedDelay` or `exponentialDelay`, protocols that fit the
+//! destination), each conservative: where the full path would need a closer look (a zero weight,
+//! `match.sourceLabels`, an egress CIDR of length 0), the answer is unsure.
+
+use std::borrow::Cow;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, StrInput};
+
+use super::common::{is_dns_name, is_dns1123_label, is_header_name, label_key_problem, label_value_ok, parse_subnet};
+use super::egress_rule::{EgressHost, parse_egress_host};
+use super::route_rule::regex_problem;
+use super::{Definition, FileReport, LineCursor};
+use crate::diag::Span;
+use crate::load::node::{Resolved, resolve_plain};
+use crate::load::{Counts, Identity, LoadOptions, identify, is_list_kind, yaml};
+use crate::model::destination_policy::LbPolicy;
+use crate::model::duration::parse_duration;
+use crate::model::meta::DEFAULT_NAMESPACE;
+use crate::model::{Kind, Protocol};
+
+/// The fast path cannot prove the file clean: the full path decides.
+#[derive(Debug)]
+pub(super) struct Unsure;
+
+type R<T = ()> = Result<T, Unsure>;
+
+fn ensure(ok: bool) -> R {
+    if ok { Ok(()) } else { Err(Unsure) }
+}
+
+/// Proves `src` clean, or gives up. `src` is decoded and has had its lone carriage returns turned into
+/// line feeds, as the full path has it.
+pub(super) fn clean_file(file: &Arc<str>, src: &str, opts: &LoadOptions) -> Option<FileReport> {
+    let mut w = Walk {
+        parser: Parser::new_from_str(src),
+        ahead: None,
+        depth: 0,
+        max_depth: opts.limits.max_depth,
+    };
+    let mut out = Clean {
+        file,
+        opts,
+        names: LineCursor::new(src),
+        report: FileReport::default(),
+    };
+    let mut index = 0;
+    loop {
+        match w.next().ok()? {
+            Tok::StreamEnd => return Some(out.report),
+            Tok::DocStart => {
+                out.document(&mut w, index).ok()?;
+                index += 1;
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// An event, as far as the fast path tells events apart.
+enum Tok<'a> {
+    Scalar {
+        text: Cow<'a, str>,
+        plain: bool,
+        span: saphyr_parser::Span,
+    },
+    Map,
+    Seq,
+    /// The end of a mapping or a list.
+    End,
+    DocStart,
+    DocEnd,
+    StreamEnd,
+}
+
+struct Walk<'a> {
+    parser: Parser<'a, StrInput<'a>>,
+    /// A token read ahead (to see whether a list ends, or what a value is).
+    ahead: Option<Tok<'a>>,
+    /// Open collections, bounded as the full path bounds them.
+    depth: usize,
+    max_depth: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn next(&mut self) -> R<Tok<'a>> {
+        if let Some(t) = self.ahead.take() {
+            return Ok(t);
+        }
+        loop {
+            let (event, span) = match yaml::next_event(&mut self.parser) {
+                None => return Ok(Tok::StreamEnd),
+                Some(Ok(pair)) => pair,
+                Some(Err(_)) => return Err(Unsure),
+            };
+            return Ok(match event {
+                Event::StreamStart | Event::Nothing => continue,
+                Event::StreamEnd => Tok::StreamEnd,
+                Event::DocumentStart(_) => Tok::DocStart,
+                Event::DocumentEnd => Tok::DocEnd,
+                Event::Scalar(text, style, anchor, tag) => {
+                    ensure(anchor == 0 && tag.is_none())?;
+                    Tok::Scalar {
+                        text,
+                        plain: style == ScalarStyle::Plain,
+                        span,
+                    }
+                }
+                Event::MappingStart(anchor, tag) => {
+                    self.open(anchor, tag.is_some())?;
+                    Tok::Map
+                }
+                Event::SequenceStart(anchor, tag) => {
+                    self.open(anchor, tag.is_some())?;
+                    Tok::Seq
+                }
+                Event::MappingEnd | Event::SequenceEnd => {
+                    self.depth = self.depth.saturating_sub(1);
+                    Tok::End
+                }
+                Event::Alias(_) => return Err(Unsure),
+            });
+        }
+    }
+
+    fn open(&mut self, anchor: usize, tagged: bool) -> R {
+        ensure(anchor == 0 && !tagged && self.depth < self.max_depth)?;
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Whether the next token ends the open collection (consumed if so).
+    fn at_end(&mut self) -> R<bool> {
+        let t = self.next()?;
+        if matches!(t, Tok::End) {
+            return Ok(true);
+        }
+        self.ahead = Some(t);
+        Ok(false)
+    }
+
+    fn scalar(&mut self) -> R<(Cow<'a, str>, Resolved, saphyr_parser::Span)> {
+        match self.next()? {
+            Tok::Scalar { text, plain, span } => {
+                let resolved = if plain { resolve_plain(&text) } else { Resolved::Str };
+                Ok((text, resolved, span))
+            }
+            _ => Err(Unsure),
+        }
+    }
+
+    fn string(&mut self) -> R<Cow<'a, str>> {
+        let (text, resolved, _) = self.scalar()?;
+        ensure(resolved == Resolved::Str)?;
+        Ok(text)
+    }
+
+    fn int(&mut self) -> R<i64> {
+        match self.scalar()?.1 {
+            Resolved::Int(i) => i64::try_from(i).map_err(|_| Unsure),
+            _ => Err(Unsure),
+        }
+    }
+
+    fn number(&mut self) -> R<f64> {
+        match self.scalar()?.1 {
+            #[allow(clippy::cast_precision_loss)] // as the full path reads it
+            Resolved::Int(i) => Ok(i as f64),
+            Resolved::Float(f) if f.is_finite() => Ok(f),
+            _ => Err(Unsure),
+        }
+    }
+
+    fn boolean(&mut self) -> R {
+        ensure(matches!(self.scalar()?.1, Resolved::Bool(_)))
+    }
+
+    /// A duration Istio accepts: it parses, and it is at least 1 ms.
+    fn duration(&mut self) -> R {
+        let text = self.string()?;
+        ensure(parse_duration(&text).is_ok_and(|d| d >= StdDuration::from_millis(1)))
+    }
+
+    fn header_name(&mut self) -> R {
+        ensure(is_header_name(&self.string()?))
+    }
+
+    fn percent(&mut self) -> R {
+        ensure((0.0..=100.0).contains(&self.number()?))
+    }
+
+    /// A count of Istio's int32 fields: 0 or more.
+    fn count(&mut self) -> R {
+        ensure((0..=i64::from(i32::MAX)).contains(&self.int()?))
+    }
+
+    /// A mapping whose keys are read by `entry`, which reads the value too.
+    fn map(&mut self, mut entry: impl FnMut(&mut Self, &str) -> R) -> R {
+        ensure(matches!(self.next()?, Tok::Map))?;
+        loop {
+            match self.next()? {
+                Tok::End => return Ok(()),
+                Tok::Scalar { text, .. } => {
+                    ensure(text != "<<")?;
+                    entry(self, &text)?;
+                }
+                _ => return Err(Unsure),
+            }
+        }
+    }
+
+    /// A mapping of a struct whose fields are `names`: another key, or a key given twice, is unsure.
+    fn fields(&mut self, names: &[&str], mut field: impl FnMut(&mut Self, &str) -> R) -> R {
+        let mut seen: u64 = 0;
+        self.map(|w, key| {
+            let i = names.iter().position(|n| *n == key).ok_or(Unsure)?;
+            let bit = 1u64.checked_shl(u32::try_from(i).map_err(|_| Unsure)?).ok_or(Unsure)?;
+            ensure(seen & bit == 0)?;
+            seen |= bit;
+            field(w, key)
+        })
+    }
+
+    /// A mapping of strings to strings (labels, annotations, headers). Returns its size.
+    fn string_map(&mut self, mut entry: impl FnMut(&str, &str) -> R) -> R<usize> {
+        let mut keys = Keys::default();
+        self.map(|w, key| {
+            keys.insert(key)?;
+            let value = w.string()?;
+            entry(key, &value)
+        })?;
+        Ok(keys.len)
+    }
+
+    fn list(&mut self, mut item: impl FnMut(&mut Self) -> R) -> R<usize> {
+        ensure(matches!(self.next()?, Tok::Seq))?;
+        let mut n = 0;
+        while !self.at_end()? {
+            item(self)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Skips a value of a document that is not checked, still refusing what the full path reports
+    /// about any YAML (a duplicate key, a merge key, a complex key, nesting too deep).
+    fn skip(&mut self) -> R {
+        match self.next()? {
+            Tok::Scalar { .. } => Ok(()),
+            Tok::Map => {
+                let mut keys = Keys::default();
+                loop {
+                    match self.next()? {
+                        Tok::End => return Ok(()),
+                        Tok::Scalar { text, .. } => {
+                            ensure(text != "<<")?;
+                            keys.insert(&text)?;
+                            self.skip()?;
+                        }
+                        _ => return Err(Unsure),
+                    }
+                }
+            }
+            Tok::Seq => {
+                while !self.at_end()? {
+                    self.skip()?;
+                }
+                Ok(())
+            }
+            _ => Err(Unsure),
+        }
+    }
+}
+
+/// The keys of one free-form mapping, by hash: two equal hashes are taken for a duplicate key (unsure;
+/// the full path tells), and so is a mapping of more keys than it holds.
+#[derive(Default)]
+struct Keys {
+    hashes: [u64; 32],
+    len: usize,
+}
+
+impl Keys {
+    fn insert(&mut self, key: &str) -> R {
+        let h = foldhash::fast::FixedState::with_seed(0).hash_one(key);
+        let seen = self.hashes.get(..self.len).ok_or(Unsure)?;
+        ensure(!seen.contains(&h))?;
+        *self.hashes.get_mut(self.len).ok_or(Unsure)? = h;
+        self.len += 1;
+        Ok(())
+    }
+}
+
+struct Clean<'f, 's> {
+    file: &'f Arc<str>,
+    opts: &'f LoadOptions,
+    names: LineCursor<'s>,
+    report: FileReport,
+}
+
+/// What a document turns out to be, once its `apiVersion` and `kind` are read.
+#[derive(Clone, Copy)]
+enum Role {
+    Unknown,
+    Check(Kind),
+    Skip,
+}
+
+impl<'s> Clean<'_, 's> {
+    /// One document, after its start.
+    fn document(&mut self, w: &mut Walk<'s>, index: usize) -> R {
+        match w.next()? {
+            Tok::DocEnd => {
+                self.report.counts.empty += 1;
+                return Ok(());
+            }
+            Tok::Scalar { text, plain, .. } => {
+                // A document that is only a null (or nothing) is empty; any other scalar is an error.
+                ensure(plain && resolve_plain(&text) == Resolved::Null)?;
+                self.report.counts.empty += 1;
+            }
+            t @ Tok::Map => {
+                w.ahead = Some(t);
+                self.object(w, index)?;
+            }
+            _ => return Err(Unsure),
+        }
+        ensure(matches!(w.next()?, Tok::DocEnd))
+    }
+
+    fn object(&mut self, w: &mut Walk<'s>, index: usize) -> R {
+        let (mut api, mut kind): (Option<Cow<'s, str>>, Option<Cow<'s, str>>) = (None, None);
+        let mut role = Role::Unknown;
+        let mut meta = None;
+        let mut spec = false;
+        let mut keys = Keys::default();
+        let kinds = &self.opts.kinds;
+        w.map(|w, key| {
+            keys.insert(key)?;
+            match (key, role) {
+                ("apiVersion", _) => api = Some(w.string()?),
+                ("kind", _) => kind = Some(w.string()?),
+                (_, Role::Unknown) => return Err(Unsure),
+                (_, Role::Skip) => w.skip()?,
+                ("metadata", Role::Check(_)) => meta = Some(metadata(w)?),
+                ("spec", Role::Check(k)) => {
+                    match k {
+                        Kind::RouteRule => route_rule(w)?,
+                        Kind::EgressRule => egress_rule(w)?,
+                        Kind::DestinationPolicy => destination_policy(w)?,
+                    }
+                    spec = true;
+                }
+                _ => return Err(Unsure),
+            }
+            if let (Role::Unknown, Some(a), Some(k)) = (role, &api, &kind) {
+                ensure(!is_list_kind(k))?;
+                role = match identify(a, k) {
+                    Identity::Rule(k) if kinds.is_empty() || kinds.contains(&k) => Role::Check(k),
+                    Identity::Rule(_) | Identity::Other => Role::Skip,
+                    Identity::NearKind(_) | Identity::NearApiVersion => return Err(Unsure),
+                };
+            }
+            Ok(())
+        })?;
+        let counts: &mut Counts = &mut self.report.counts;
+        match role {
+            Role::Unknown => Err(Unsure),
+            Role::Skip => {
+                counts.skipped += 1;
+                Ok(())
+            }
+            Role::Check(kind) => {
+                let Some(Meta {
+                    name: Some((name, at)),
+                    namespace,
+                }) = meta
+                else {
+                    return Err(Unsure);
+                };
+                ensure(spec)?;
+                counts.checked += 1;
+                let span = Span {
+                    start: yaml::pos(at.start),
+                    end: yaml::pos(at.end),
+                };
+                self.report.definitions.push(Definition::new(
+                    kind,
+                    namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
+                    &name,
+                    self.names.line(span.start.line),
+                    self.file.clone(),
+                    span,
+                    index,
+                ));
+                Ok(())
+            }
+        }
+    }
+}
+
+struct Meta<'a> {
+    name: Option<(Cow<'a, str>, saphyr_parser::Span)>,
+    namespace: Option<Cow<'a, str>>,
+}
+
+const METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "labels",
+    "annotations",
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "generation",
+];
+
+fn metadata<'a>(w: &mut Walk<'a>) -> R<Meta<'a>> {
+    let mut m = Meta {
+        name: None,
+        namespace: None,
+    };
+    w.fields(METADATA, |w, key| {
+        match key {
+            "name" => {
+                let (text, resolved, span) = w.scalar()?;
+                ensure(resolved == Resolved::Str && is_dns1123_label(&text))?;
+                m.name = Some((text, span));
+            }
+            "namespace" => {
+                let ns = w.string()?;
+                ensure(is_dns1123_label(&ns))?;
+                m.namespace = Some(ns);
+            }
+            "labels" => {
+                labels(w)?;
+            }
+            "annotations" => {
+                w.string_map(|key, _| ensure(label_key_problem(key).is_none()))?;
+            }
+            "generation" => {
+                w.int()?;
+            }
+            _ => {
+                w.string()?;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(m)
+}
+
+/// A label map. Returns its size.
+fn labels(w: &mut Walk<'_>) -> R<usize> {
+    w.string_map(|key, value| ensure(label_key_problem(key).is_none() && label_value_ok(value)))
+}
+
+const SERVICE: &[&str] = &["name", "namespace", "domain", "service", "labels"];
+
+/// A service reference that must name a service (`name` or `service`). Returns the size of its labels.
+fn service(w: &mut Walk<'_>) -> R<usize> {
+    let (mut named, mut label_count) = (false, 0);
+    w.fields(SERVICE, |w, key| {
+        match key {
+            "name" => {
+                let name = w.string()?;
+                ensure(name.is_empty() || is_dns1123_label(&name))?;
+                named |= !name.is_empty();
+            }
+            "namespace" => ensure(is_dns1123_label(&w.string()?))?,
+            "domain" => ensure(is_dns_name(&w.string()?))?,
+            "service" => {
+                // Never empty: an empty string is not a DNS name.
+                ensure(is_dns_name(&w.string()?))?;
+                named = true;
+            }
+            _ => label_count = labels(w)?,
+        }
+        Ok(())
+    })?;
+    ensure(named)?;
+    Ok(label_count)
+}
+
+// === RouteRule ===
+
+const ROUTE_RULE: &[&str] = &[
+    "destination",
+    "precedence",
+    "match",
+    "route",
+    "redirect",
+    "rewrite",
+    "websocketUpgrade",
+    "httpReqTimeout",
+    "httpReqRetries",
+    "httpFault",
+    "l4Fault",
+    "mirror",
+    "corsPolicy",
+    "appendHeaders",
+];
+
+fn route_rule(w: &mut Walk<'_>) -> R {
+    let mut destination = false;
+    let mut redirect = false;
+    // What a redirect cannot go with: route, rewrite, a fault, a mirror, a TCP or UDP match.
+    let mut forwards = false;
+    w.fields(ROUTE_RULE, |w, key| {
+        match key {
+            "destination" => {
+                // A RouteRule's destination is the whole service: labels are an error.
+                ensure(service(w)? == 0)?;
+                destination = true;
+            }
+            "precedence" => ensure(i32::try_from(w.int()?).is_ok())?,
+            "match" => forwards |= route_match(w)?,
+            "route" => {
+                route(w)?;
+                forwards = true;
+            }
+            "redirect" => {
+                uri_and_authority(w)?;
+                redirect = true;
+            }
+            "rewrite" => {
+                uri_and_authority(w)?;
+                forwards = true;
+            }
+            "websocketUpgrade" => w.boolean()?,
+            "httpReqTimeout" => http_timeout(w)?,
+            "httpReqRetries" => http_retry(w)?,
+            "httpFault" => {
+                http_fault(w)?;
+                forwards = true;
+            }
+            "l4Fault" => {
+                l4_fault(w)?;
+                forwards = true;
+            }
+            "mirror" => {
+                service(w)?;
+                forwards = true;
+            }
+            "corsPolicy" => cors(w)?,
+            _ => {
+                w.string_map(|name, value| ensure(is_header_name(name) && !value.contains(['\r', '\n', '\0'])))?;
+            }
+        }
+        Ok(())
+    })?;
+    ensure(destination && !(redirect && forwards))
+}
+
+/// A match. Returns whether it matches TCP or UDP (which a redirect cannot go with).
+fn route_match(w: &mut Walk<'_>) -> R<bool> {
+    let (mut any, mut l4) = (false, false);
+    w.fields(&["source", "sourceLabels", "tcp", "udp", "request"], |w, key| {
+        match key {
+            "source" => {
+                service(w)?;
+            }
+            // Deprecated: a warning.
+            "sourceLabels" => return Err(Unsure),
+            "tcp" | "udp" => {
+                w.fields(&["sourceSubnet", "destinationSubnet"], |w, _| {
+                    w.list(|w| ensure(parse_subnet(&w.string()?).is_ok()))?;
+                    Ok(())
+                })?;
+                l4 = true;
+            }
+            _ => {
+                w.fields(&["headers"], |w, _| {
+                    let mut names = Keys::default();
+                    w.map(|w, name| {
+                        names.insert(name)?;
+                        ensure(is_header_name(name) && !name.bytes().any(|b| b.is_ascii_uppercase()))?;
+                        string_match(w)
+                    })
+                })?;
+            }
+        }
+        any = true;
+        Ok(())
+    })?;
+    // An empty match matches nothing specific: an error.
+    ensure(any)?;
+    Ok(l4)
+}
+
+/// A header match: a string (exact), or one of `exact`, `prefix`, `regex`.
+fn string_match(w: &mut Walk<'_>) -> R {
+    let t = w.next()?;
+    let is_map = matches!(t, Tok::Map);
+    w.ahead = Some(t);
+    if !is_map {
+        w.string()?;
+        return Ok(());
+    }
+    let mut set = 0;
+    w.fields(&["exact", "prefix", "regex"], |w, key| {
+        let text = w.string()?;
+        ensure(key != "regex" || regex_problem(&text).is_none())?;
+        set += 1;
+        Ok(())
+    })?;
+    ensure(set == 1)
+}
+
+fn route(w: &mut Walk<'_>) -> R {
+    let (mut weights, mut sum, mut unplaced) = (0, 0i64, false);
+    let n = w.list(|w| {
+        let (mut label_count, mut destination) = (0, false);
+        w.fields(&["destination", "labels", "weight"], |w, key| {
+            match key {
+                "destination" => {
+                    service(w)?;
+                    destination = true;
+                }
+                "labels" => label_count = labels(w)?,
+                _ => {
+                    // A weight of 0 may draw the "receives no traffic" warning: the full path decides.
+                    let weight = w.int()?;
+                    ensure((1..=100).contains(&weight))?;
+                    weights += 1;
+                    sum += weight;
+                }
+            }
+            Ok(())
+        })?;
+        unplaced |= label_count == 0 && !destination;
+        Ok(())
+    })?;
+    ensure(n > 0)?;
+    if n > 1 {
+        // Every entry says where it goes and what share it takes (a missing weight counts as 0).
+        ensure(!unplaced && weights == n)?;
+    }
+    ensure(weights == 0 || sum == 100)
+}
+
+fn uri_and_authority(w: &mut Walk<'_>) -> R {
+    let mut any = false;
+    w.fields(&["uri", "authority"], |w, _| {
+        w.string()?;
+        any = true;
+        Ok(())
+    })?;
+    ensure(any)
+}
+
+/// A required nested struct: `outer: {inner: {...}}` where `inner` must be there.
+fn required(w: &mut Walk<'_>, inner: &str, mut read: impl FnMut(&mut Walk<'_>) -> R) -> R {
+    let mut present = false;
+    w.fields(&[inner], |w, _| {
+        read(w)?;
+        present = true;
+        Ok(())
+    })?;
+    ensure(present)
+}
+
+fn http_timeout(w: &mut Walk<'_>) -> R {
+    required(w, "simpleTimeout", |w| {
+        let mut timeout = false;
+        w.fields(&["timeout", "overrideHeaderName"], |w, key| {
+            if key == "timeout" {
+                timeout = true;
+                w.duration()
+            } else {
+                w.header_name()
+            }
+        })?;
+        ensure(timeout)
+    })
+}
+
+fn http_retry(w: &mut Walk<'_>) -> R {
+    required(w, "simpleRetry", |w| {
+        let mut attempts = false;
+        w.fields(
+            &["attempts", "perTryTimeout", "overrideHeaderName"],
+            |w, key| match key {
+                "attempts" => {
+                    attempts = true;
+                    w.count()
+                }
+                "perTryTimeout" => w.duration(),
+                _ => w.header_name(),
+            },
+        )?;
+        ensure(attempts)
+    })
+}
+
+fn http_fault(w: &mut Walk<'_>) -> R {
+    let mut any = false;
+    w.fields(&["delay", "abort"], |w, key| {
+        any = true;
+        // Exactly one of the delays, or of the abort's kinds.
+        let mut one_of = 0;
+        if key == "delay" {
+            w.fields(
+                &["percent", "fixedDelay", "exponentialDelay", "overrideHeaderName"],
+                |w, key| match key {
+                    "percent" => w.percent(),
+                    "overrideHeaderName" => w.header_name(),
+                    _ => {
+                        one_of += 1;
+                        w.duration()
+                    }
+                },
+            )?;
+        } else {
+            w.fields(
+                &[
+                    "percent",
+                    "grpcStatus",
+                    "http2Error",
+                    "httpStatus",
+                    "overrideHeaderName",
+                ],
+                |w, key| match key {
+                    "percent" => w.percent(),
+                    "overrideHeaderName" => w.header_name(),
+                    "httpStatus" => {
+                        one_of += 1;
+                        ensure((100..=599).contains(&w.int()?))
+                    }
+                    _ => {
+                        one_of += 1;
+                        w.string().map(drop)
+                    }
+                },
+            )?;
+        }
+        ensure(one_of == 1)
+    })?;
+    ensure(any)
+}
+
+fn l4_fault(w: &mut Walk<'_>) -> R {
+    let mut any = false;
+    w.fields(&["throttle", "terminate"], |w, key| {
+        any = true;
+        if key == "terminate" {
+            return w.fields(&["percent", "terminateAfterPeriod"], |w, key| {
+                if key == "percent" { w.percent() } else { w.duration() }
+            });
+        }
+        let (mut after_period, mut after_bytes) = (false, false);
+        w.fields(
+            &[
+                "percent",
+                "downstreamLimitBps",
+                "upstreamLimitBps",
+                "throttleAfterPeriod",
+                "throttleAfterBytes",
+                "throttleForPeriod",
+            ],
+            |w, key| match key {
+                "percent" => w.percent(),
+                "throttleAfterPeriod" => {
+                    after_period = true;
+                    w.duration()
+                }
+                "throttleForPeriod" => w.duration(),
+                _ => {
+                    after_bytes |= key == "throttleAfterBytes";
+                    ensure(w.number()? >= 0.0)
+                }
+            },
+        )?;
+        ensure(!(after_period && after_bytes))
+    })?;
+    ensure(any)
+}
+
+fn cors(w: &mut Walk<'_>) -> R {
+    w.fields(
+        &[
+            "allowOrigin",
+            "allowMethods",
+            "allowHeaders",
+            "exposeHeaders",
+            "maxAge",
+            "allowCredentials",
+        ],
+        |w, key| match key {
+            "allowOrigin" => w.list(|w| ensure(!w.string()?.trim().is_empty())).map(drop),
+            "maxAge" => w.duration(),
+            "allowCredentials" => w.boolean(),
+            // Methods are tokens too.
+            _ => w.list(Walk::header_name).map(drop),
+        },
+    )
+}
+
+// === EgressRule ===
+
+fn egress_rule(w: &mut Walk<'_>) -> R {
+    let mut net: Option<bool> = None;
+    let (mut tcp_level, mut http_level) = (false, false);
+    let mut ports = false;
+    w.fields(&["destination", "ports", "useEgressProxy"], |w, key| match key {
+        "destination" => w.fields(SERVICE, |w, key| {
+            // Only `service` names an egress destination; the other fields are errors.
+            ensure(key == "service")?;
+            net = Some(match parse_egress_host(&w.string()?).map_err(|_| Unsure)? {
+                // A CIDR of length 0 opens every address: a warning.
+                EgressHost::Net(n) => {
+                    ensure(n.prefix_len() != 0)?;
+                    true
+                }
+                EgressHost::Name { .. } => false,
+            });
+            Ok(())
+        }),
+        "ports" => {
+            let mut seen = [0i64; 16];
+            let mut count = 0;
+            let n = w.list(|w| {
+                let (mut port, mut protocol) = (None, None);
+                w.fields(&["port", "protocol"], |w, key| {
+                    if key == "port" {
+                        port = Some(w.int()?);
+                    } else {
+                        protocol = Some(Protocol::parse(&w.string()?).ok_or(Unsure)?);
+                    }
+                    Ok(())
+                })?;
+                let (Some(port), Some(protocol)) = (port, protocol) else {
+                    return Err(Unsure);
+                };
+                ensure((1..=65535).contains(&port))?;
+                let earlier = seen.get(..count).ok_or(Unsure)?;
+                ensure(!earlier.contains(&port))?;
+                *seen.get_mut(count).ok_or(Unsure)? = port;
+                count += 1;
+                if protocol.is_tcp_level() {
+                    tcp_level = true;
+                } else {
+                    http_level = true;
+                }
+                Ok(())
+            })?;
+            ports = true;
+            ensure(n > 0)
+        }
+        _ => w.boolean(),
+    })?;
+    ensure(ports)?;
+    // The protocols fit the destination: TCP-level ones an address, the others a host name.
+    match net {
+        Some(true) => ensure(!http_level),
+        Some(false) => ensure(!tcp_level),
+        None => Err(Unsure),
+    }
+}
+
+// === DestinationPolicy ===
+
+const SIMPLE_CB: &[&str] = &[
+    "maxConnections",
+    "httpMaxPendingRequests",
+    "httpMaxRequests",
+    "sleepWindow",
+    "httpConsecutiveErrors",
+    "httpDetectionInterval",
+    "httpMaxRequestsPerConnection",
+    "httpMaxEjectionPercent",
+    "httpMaxRetries",
+];
+
+fn destination_policy(w: &mut Walk<'_>) -> R {
+    let mut destination = false;
+    w.fields(
+        &["destination", "source", "loadBalancing", "circuitBreaker"],
+        |w, key| match key {
+            "destination" => {
+                service(w)?;
+                destination = true;
+                Ok(())
+            }
+            "source" => service(w).map(drop),
+            "loadBalancing" => required(w, "name", |w| ensure(LbPolicy::parse(&w.string()?).is_some())),
+            _ => required(w, "simpleCb", |w| {
+                w.fields(SIMPLE_CB, |w, key| match key {
+                    "sleepWindow" | "httpDetectionInterval" => w.duration(),
+                    "httpMaxEjectionPercent" => ensure((0..=100).contains(&w.int()?)),
+                    _ => w.count(),
+                })
+            }),
+        },
+    )?;
+    ensure(destination)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::validate::check_file;
+
+    fn opts(kinds: &[Kind], keep_resources: bool) -> LoadOptions {
+        LoadOptions {
+            kinds: kinds.to_vec(),
+            keep_resources,
+            ..LoadOptions::default()
+        }
+    }
+
+    /// The full path's report (`keep_resources` keeps `check_file` off the fast path).
+    fn full(src: &str, kinds: &[Kind]) -> FileReport {
+        check_file(&Arc::from("f.yaml"), src.as_bytes(), &opts(kinds, true))
+    }
+
+    fn fast(src: &str, kinds: &[Kind]) -> Option<FileReport> {
+        let src = crate::load::decode(src.as_bytes()).ok()?;
+        clean_file(
+            &Arc::from("f.yaml"),
+            &crate::load::lone_carriage_returns_as_lf(src),
+            &opts(kinds, false),
+        )
+    }
+
+    type Def = (Kind, String, String, Option<String>, Span, usize);
+
+    fn definitions(r: &FileReport) -> Vec<Def> {
+        r.definitions
+            .iter()
+            .map(|d| {
+                let snippet = d.snippet().map(str::to_string);
+                (
+                    d.kind,
+                    d.namespace().to_string(),
+                    d.name().to_string(),
+                    snippet,
+                    d.span,
+                    d.document,
+                )
+            })
+            .collect()
+    }
+
+    #[derive(Debug, Default)]
+    struct Tally {
+        fast_clean: usize,
+        only_full_clean: usize,
+        dirty: usize,
+    }
+
+    /// The property: a file the fast path calls clean is clean to the full path, with the same counts
+    /// and the same definitions; with and without `--kinds`.
+    fn agree(src: &str, tally: &mut Tally) {
+        for kinds in [&[][..], &[Kind::RouteRule][..]] {
+            let full = full(src, kinds);
+            match fast(src, kinds) {
+                Some(fast) => {
+                    assert!(
+                        full.diagnostics.is_empty(),
+                        "the fast path calls this clean, the full path does not ({kinds:?}):\n{src}\n{:#?}",
+                        full.diagnostics
+                    );
+                    assert_eq!(fast.counts, full.counts, "{src}");
+                    assert_eq!(definitions(&fast), definitions(&full), "{src}");
+                    tally.fast_clean += 1;
+                }
+                None if full.diagnostics.is_empty() => tally.only_full_clean += 1,
+                None => tally.dirty += 1,
+            }
+        }
+    }
+
+    fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                files(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+
+    fn testdata(path: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(path);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn every_testdata_file_gets_the_full_paths_answer() {
+        let mut paths = Vec::new();
+        files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata"), &mut paths);
+        assert!(paths.len() > 50, "{paths:?}");
+        let mut tally = Tally::default();
+        for path in &paths {
+            let bytes = std::fs::read(path).unwrap_or_default();
+            // Files that are not UTF-8 never reach either path.
+            if let Ok(src) = std::str::from_utf8(&bytes) {
+                agree(src, &mut tally);
+            }
+        }
+        assert!(tally.dirty > 100, "{tally:?}");
+    }
+
+    /// The rule files that use nothing the fast path leaves to the full path: it proves each clean.
+    const PLAIN_CLEAN: &[&str] = &[
+        "egress-rule-mysql.yaml",
+        "route-rule-ratings-mysql.yaml",
+        "route-rule-reviews-v3.yaml",
+        "valid/bookinfo-rules.yaml",
+        "valid/destination-policies.yaml",
+        "valid/egress-rule.json",
+        "valid/egress-rules.yaml",
+        "valid/empty-and-comments.yaml",
+        "valid/full-route-rule.yaml",
+    ];
+
+    #[test]
+    fn clean_rule_files_take_the_fast_path() {
+        for name in PLAIN_CLEAN {
+            let src = testdata(name);
+            let fast = fast(&src, &[]).unwrap_or_else(|| panic!("{name}: the fast path is unsure"));
+            let full = full(&src, &[]);
+            assert!(full.diagnostics.is_empty(), "{name}: {:?}", full.diagnostics);
+            assert!(
+                fast.counts.checked > 0 || name.contains("empty"),
+                "{name}: {:?}",
+                fast.counts
+            );
+            assert_eq!(fast.counts, full.counts, "{name}");
+            assert_eq!(definitions(&fast), definitions(&full), "{name}");
+        }
+    }
+
+    #[test]
+    fn yaml_features_and_other_objects_are_left_to_the_full_path_or_skipped_alike() {
+        let rule = "apiVersion: config.istio.io/v1alpha2\nkind: EgressRule\nmetadata:\n  name: db\nspec:\n  destination:\n    service: 10.0.0.5\n  ports:\n  - port: 3306\n    protocol: tcp\n";
+        assert!(fast(rule, &[]).is_some());
+        let unsure = [
+            rule.replace("  name: db", "  name: &n db"),
+            rule.replace("kind: EgressRule", "kind: !!str EgressRule"),
+            format!("base: &b {{}}\n---\n{rule}"),
+            rule.replace("spec:\n", "spec:\n  <<: {}\n"),
+            format!("metadata:\n  name: x\n{}", rule.replace("metadata:\n  name: db\n", "")),
+            format!("apiVersion: v1\nkind: List\nitems: []\n---\n{rule}"),
+            rule.replace("3306", "3306\n  - port: 3306\n    protocol: tcp"),
+        ];
+        for src in &unsure {
+            assert!(fast(src, &[]).is_none(), "{src}");
+        }
+        // Other objects are skipped and counted, also when they come first, and duplicate keys in
+        // them are still found.
+        let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\nspec:\n  template:\n    spec:\n      containers:\n      - name: a\n        image: b\n";
+        let both = format!("{deployment}---\n{rule}");
+        let report = fast(&both, &[]).expect("a Deployment next to a rule");
+        assert_eq!((report.counts.checked, report.counts.skipped), (1, 1));
+        let dup = both.replace("        image: b\n", "        image: b\n        image: c\n");
+        assert!(fast(&dup, &[]).is_none());
+        assert!(!full(&dup, &[]).diagnostics.is_empty());
+    }
+
+    /// Values to put in place of each value of a clean file: valid ones of every type, and every
+    /// kind of near miss the checks look for.
+    const VALUES: &[&str] = &[
+        "",
+        "0",
+        "1",
+        "-1",
+        "5",
+        "50",
+        "99",
+        "100",
+        "101",
+        "599",
+        "600",
+        "65535",
+        "65536",
+        "3306",
+        "2147483648",
+        "99999999999999999999",
+        "0x10",
+        "1.5",
+        "0.5",
+        "-0.5",
+        "1e3",
+        ".nan",
+        ".inf",
+        "true",
+        "false",
+        "yes",
+        "null",
+        "~",
+        "\"\"",
+        "\" \"",
+        "\"80\"",
+        "'x'",
+        "x",
+        "X",
+        "v1",
+        "v1.2_3",
+        "-x",
+        "x-",
+        "a_b",
+        "a.b",
+        "a b",
+        "a/b",
+        "example.com/x",
+        "*",
+        "*.example.com",
+        "*.*.example.com",
+        "a.*.com",
+        "example.com",
+        "Example.com",
+        "10.0.0.1",
+        "10.0.0.0/8",
+        "10.0.0.1/8",
+        "0.0.0.0/0",
+        "::/0",
+        "2001:db8::/48",
+        "10.0.0.300",
+        "0ms",
+        "1ms",
+        "500us",
+        "1.5s",
+        "1h30m",
+        "1d",
+        "-1s",
+        "10",
+        "tcp",
+        "TCP",
+        "http",
+        "HTTPS",
+        "mongo",
+        "ftp",
+        "RANDOM",
+        "random",
+        "ROUND_ROBIN",
+        "[]",
+        "{}",
+        "[a]",
+        "{a: b}",
+        "{exact: x}",
+        "{exact: x, prefix: y}",
+        "{regex: \"^(\"}",
+        "{regex: \"^a$\"}",
+        "{exakt: x}",
+        "*a",
+        "&a x",
+        "!!str x",
+        "\"^(\"",
+        "x-user",
+        "X-User",
+        "\"a\\nb\"",
+        "\"a\\rb\"",
+        "|\n  x",
+    ];
+
+    /// Lines of `src` changed one at a time: each value replaced, each line removed, repeated,
+    /// indented further, and its key misspelt or made a merge key.
+    fn mutants(src: &str) -> Vec<String> {
+        let lines: Vec<&str> = src.lines().collect();
+        let mut out = Vec::new();
+        let with = |i: usize, replacement: &[String]| {
+            let mut m: Vec<String> = lines.iter().map(|l| (*l).to_string()).collect();
+            m.splice(i..=i, replacement.iter().cloned());
+            m.join("\n") + "\n"
+        };
+        for (i, line) in lines.iter().enumerate() {
+            out.push(with(i, &[]));
+            out.push(with(i, &[(*line).to_string(), (*line).to_string()]));
+            out.push(with(i, &[format!("  {line}")]));
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            out.push(with(i, &[format!("{key}x:{value}")]));
+            out.push(with(
+                i,
+                &[format!(
+                    "{}<<:{value}",
+                    &key[..key.len() - key.trim_start_matches([' ', '-']).len()]
+                )],
+            ));
+            if value.trim().is_empty() || key.trim_start().starts_with('#') {
+                continue;
+            }
+            for v in VALUES {
+                out.push(with(i, &[format!("{key}: {v}")]));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn no_change_to_a_clean_file_makes_the_paths_disagree() {
+        let mut tally = Tally::default();
+        for name in PLAIN_CLEAN {
+            for m in mutants(&testdata(name)) {
+                agree(&m, &mut tally);
+            }
+        }
+        // Both sides of the property are exercised: many changes keep the file clean and are proved so
+        // by the fast path, many make it dirty.
+        assert!(tally.fast_clean > 1000, "{tally:?}");
+        assert!(tally.dirty > 5000, "{tally:?}");
+        // What the fast path leaves to the full path although it is clean stays a small part.
+        assert!(tally.only_full_clean < tally.fast_clean / 4, "{tally:?}");
+    }
+}
