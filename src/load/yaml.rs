@@ -130,6 +130,43 @@ pub fn next_event<'a>(
 /// Parses every document in `src`. The trees are built in `arena` (text the parser had to copy, and
 /// every collection's children): nothing of a tree is freed on its own, the arena frees it all at once.
 pub fn parse_stream<'a>(src: &'a str, arena: &'a Bump, limits: Limits) -> Stream<'a> {
+    parse_stream_from(src, Resume::default(), arena, limits)
+}
+
+/// Where to start reading a stream: at the line where document `document` starts (a document starts
+/// on a line of its own: `---` begins a line). Documents before it are not read, and positions stay
+/// those of the whole file. Only for a file with no directive (`%YAML`, `%TAG`), which would belong
+/// to a document that starts after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    pub document: usize,
+    /// The line, counted from 1.
+    pub line: u32,
+}
+
+impl Default for Resume {
+    fn default() -> Self {
+        Resume { document: 0, line: 1 }
+    }
+}
+
+/// Parses the documents of `src` from `from` on (see `Resume`).
+pub fn parse_stream_from<'a>(src: &'a str, from: Resume, arena: &'a Bump, limits: Limits) -> Stream<'a> {
+    let (src, lines_before) = match from.line.checked_sub(1).filter(|n| *n > 0) {
+        None => (src, 0),
+        Some(n) => {
+            // The byte where line `from.line` starts: after the (n)th line feed.
+            let start = memchr::memchr_iter(b'\n', src.as_bytes())
+                .nth(usize::try_from(n - 1).unwrap_or(usize::MAX))
+                .map_or(src.len(), |i| i + 1);
+            (src.get(start..).unwrap_or_default(), n)
+        }
+    };
+    let shift = |mut s: Span| {
+        s.start.line = s.start.line.saturating_add(lines_before);
+        s.end.line = s.end.line.saturating_add(lines_before);
+        s
+    };
     let mut parser = Parser::new_from_str(src);
     let mut b = Builder {
         arena,
@@ -141,7 +178,7 @@ pub fn parse_stream<'a>(src: &'a str, arena: &'a Bump, limits: Limits) -> Stream
         alias_nodes: 0,
         root: None,
         problems: Vec::new(),
-        document: 0,
+        document: from.document,
     };
     let mut documents = Vec::new();
     let mut doc_start = Pos { line: 1, column: 1 };
@@ -150,7 +187,9 @@ pub fn parse_stream<'a>(src: &'a str, arena: &'a Bump, limits: Limits) -> Stream
             None => break,
             Some(Ok(pair)) => pair,
             Some(Err(e)) => {
-                b.problems.push(scan_problem(src, &e, b.document));
+                let mut problem = scan_problem(src, &e, b.document);
+                problem.span = problem.span.map(shift);
+                b.problems.push(problem);
                 break;
             }
         };
@@ -158,7 +197,7 @@ pub fn parse_stream<'a>(src: &'a str, arena: &'a Bump, limits: Limits) -> Stream
             Event::StreamStart | Event::Nothing => {}
             Event::StreamEnd => break,
             Event::DocumentStart(_) => {
-                doc_start = pos(ev_span.start);
+                doc_start = shift(span(ev_span)).start;
                 b.stack.clear();
                 b.items.clear();
                 b.entries.clear();
@@ -174,7 +213,7 @@ pub fn parse_stream<'a>(src: &'a str, arena: &'a Bump, limits: Limits) -> Stream
                 b.document += 1;
             }
             other => {
-                if b.event(other, span(ev_span)).is_err() {
+                if b.event(other, shift(span(ev_span))).is_err() {
                     break;
                 }
             }

@@ -46,9 +46,16 @@ fn ensure(ok: bool) -> R {
     if ok { Ok(()) } else { Err(Unsure) }
 }
 
-/// Proves `src` clean, or gives up. `src` is decoded and has had its lone carriage returns turned into
-/// line feeds, as the full path has it.
-pub(super) fn clean_file(file: &Arc<str>, src: &str, opts: &LoadOptions) -> Option<FileReport> {
+/// Where the fast path stopped, for the full path to go on from: the first document it could not
+/// prove clean, and the counts and definitions of the documents before it.
+pub(super) struct Unfinished {
+    pub from: yaml::Resume,
+    pub report: FileReport,
+}
+
+/// Proves `src` clean, or says where the full path should take over. `src` is decoded and has had
+/// its lone carriage returns turned into line feeds, as the full path has it.
+pub(super) fn clean_file(file: &Arc<str>, src: &str, opts: &LoadOptions) -> Result<FileReport, Unfinished> {
     let mut w = Walk {
         parser: Parser::new_from_str(src),
         ahead: None,
@@ -61,15 +68,33 @@ pub(super) fn clean_file(file: &Arc<str>, src: &str, opts: &LoadOptions) -> Opti
         names: LineCursor::new(src),
         report: FileReport::default(),
     };
+    let from_the_start = || Unfinished {
+        from: yaml::Resume::default(),
+        report: FileReport::default(),
+    };
     let mut index = 0;
     loop {
-        match w.next().ok()? {
-            Tok::StreamEnd => return Some(out.report),
-            Tok::DocStart => {
-                out.document(&mut w, index).ok()?;
+        match w.next() {
+            Ok(Tok::StreamEnd) => return Ok(out.report),
+            Ok(Tok::DocStart { line }) => {
+                let (counts, definitions) = (out.report.counts, out.report.definitions.len());
+                if out.document(&mut w, index).is_err() {
+                    // The documents before this one are clean, and the full path can start at this
+                    // one's line without reading them again, unless a directive (which belongs to
+                    // the document after it) could be left behind.
+                    if index == 0 || src.starts_with('%') || src.contains("\n%") {
+                        return Err(from_the_start());
+                    }
+                    out.report.counts = counts;
+                    out.report.definitions.truncate(definitions);
+                    return Err(Unfinished {
+                        from: yaml::Resume { document: index, line },
+                        report: out.report,
+                    });
+                }
                 index += 1;
             }
-            _ => return None,
+            Ok(_) | Err(Unsure) => return Err(from_the_start()),
         }
     }
 }
@@ -85,7 +110,10 @@ enum Tok<'a> {
     Seq,
     /// The end of a mapping or a list.
     End,
-    DocStart,
+    /// The start of a document, and its line.
+    DocStart {
+        line: u32,
+    },
     DocEnd,
     StreamEnd,
 }
@@ -113,7 +141,9 @@ impl<'a> Walk<'a> {
             return Ok(match event {
                 Event::StreamStart | Event::Nothing => continue,
                 Event::StreamEnd => Tok::StreamEnd,
-                Event::DocumentStart(_) => Tok::DocStart,
+                Event::DocumentStart(_) => Tok::DocStart {
+                    line: yaml::pos(span.start).line,
+                },
                 Event::DocumentEnd => Tok::DocEnd,
                 Event::Scalar(text, style, anchor, tag) => {
                     ensure(anchor == 0 && tag.is_none())?;
@@ -940,6 +970,12 @@ mod tests {
             &crate::load::lone_carriage_returns_as_lf(src),
             &opts(kinds, false),
         )
+        .ok()
+    }
+
+    /// What `meshctl validate` reports: the fast path, and the full path from where it stopped.
+    fn validate(src: &str, kinds: &[Kind]) -> FileReport {
+        check_file(&Arc::from("f.yaml"), src.as_bytes(), &opts(kinds, false))
     }
 
     type Def = (Kind, String, String, Option<String>, Span, usize);
@@ -969,10 +1005,16 @@ mod tests {
     }
 
     /// The property: a file the fast path calls clean is clean to the full path, with the same counts
-    /// and the same definitions; with and without `--kinds`.
+    /// and the same definitions; and what `meshctl validate` reports (the fast path, then the full
+    /// path from the first document it is unsure of) is what the full path reports over the whole
+    /// file. With and without `--kinds`.
     fn agree(src: &str, tally: &mut Tally) {
         for kinds in [&[][..], &[Kind::RouteRule][..]] {
             let full = full(src, kinds);
+            let validate = validate(src, kinds);
+            assert_eq!(validate.diagnostics, full.diagnostics, "{src}");
+            assert_eq!(validate.counts, full.counts, "{src}");
+            assert_eq!(definitions(&validate), definitions(&full), "{src}");
             match fast(src, kinds) {
                 Some(fast) => {
                     assert!(
@@ -1226,6 +1268,397 @@ mod tests {
         assert!(tally.fast_clean > 1000, "{tally:?}");
         assert!(tally.dirty > 5000, "{tally:?}");
         // What the fast path leaves to the full path although it is clean stays a small part.
+        assert!(tally.only_full_clean < tally.fast_clean / 4, "{tally:?}");
+    }
+
+    /// A small deterministic generator of random numbers (xorshift), so a failing case can be rerun.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            usize::try_from(self.0 % (n as u64)).unwrap_or(0)
+        }
+
+        fn chance(&mut self, percent: usize) -> bool {
+            self.below(100) < percent
+        }
+
+        /// Mostly the first (valid) values of `pool`, sometimes any of them.
+        fn pick<'p>(&mut self, valid: usize, pool: &[&'p str]) -> &'p str {
+            let n = if valid > 0 && self.chance(85) {
+                valid.min(pool.len())
+            } else {
+                pool.len()
+            };
+            pool[self.below(n)]
+        }
+    }
+
+    const NAMES: &[&str] = &[
+        "reviews", "ratings", "db", "Reviews", "\"\"", "a_b", "a.b", "1", "true", "null", "[]",
+    ];
+    const NAMESPACES: &[&str] = &["default", "bookinfo", "Default", "\"\"", "x_y"];
+    const LABEL_KEYS: &[&str] = &[
+        "version",
+        "app",
+        "app.kubernetes.io/name",
+        "Bad Key",
+        "UPPER.io/x",
+        "-x",
+    ];
+    const LABEL_VALUES: &[&str] = &["v1", "v2", "canary", "\"\"", "-v1", "a b", "1", "true", "{}"];
+    const INTS: &[&str] = &[
+        "1",
+        "5",
+        "50",
+        "0",
+        "100",
+        "101",
+        "-1",
+        "1.5",
+        "\"5\"",
+        "null",
+        "99999999999",
+    ];
+    const WEIGHTS: &[&str] = &["50", "25", "75", "100", "0", "101", "-5", "\"50\"", "50.5"];
+    const DURATIONS: &[&str] = &["1s", "500ms", "1h30m", "2.5s", "0ms", "0.5ms", "x", "5", "\"\"", "-1s"];
+    const PERCENTS: &[&str] = &["10", "0.5", "100", "0", "-1", "101", ".nan", "\"5\""];
+    const HEADERS: &[&str] = &["x-user", "cookie", "uri", "X-User", "a b", "x:y"];
+    const HOSTS: &[&str] = &[
+        "*.example.com",
+        "api.example.com",
+        "10.0.0.5",
+        "10.0.0.0/8",
+        "2001:db8::/48",
+        "0.0.0.0/0",
+        "10.0.0.5/8",
+        "*.*.x.com",
+        "bad_host.com",
+        "\"\"",
+    ];
+    const PORTS: &[&str] = &["443", "3306", "80", "8080", "0", "65536", "\"443\"", "-1"];
+    const PROTOCOLS: &[&str] = &["http", "https", "tcp", "mongo", "HTTPS", "grpc", "ftp", "\"\"", "1"];
+
+    /// One field of a mapping, `indent` deep: `key: value` or `key:` and a nested block from `nested`.
+    fn line(out: &mut String, indent: usize, key: &str, value: &str) {
+        out.push_str(&" ".repeat(indent));
+        out.push_str(key);
+        out.push(':');
+        if !value.is_empty() {
+            out.push(' ');
+            out.push_str(value);
+        }
+        out.push('\n');
+    }
+
+    fn gen_labels(r: &mut Rng, out: &mut String, indent: usize) {
+        line(out, indent, "labels", "");
+        for _ in 0..=r.below(2) {
+            let key = r.pick(3, LABEL_KEYS);
+            line(out, indent + 2, key, r.pick(3, LABEL_VALUES));
+        }
+    }
+
+    fn gen_service(r: &mut Rng, out: &mut String, indent: usize, key: &str) {
+        line(out, indent, key, "");
+        let i = indent + 2;
+        if r.chance(90) {
+            line(out, i, "name", r.pick(3, NAMES));
+        } else if r.chance(50) {
+            line(out, i, "service", r.pick(2, HOSTS));
+        }
+        if r.chance(20) {
+            line(out, i, "namespace", r.pick(2, NAMESPACES));
+        }
+        if r.chance(10) {
+            line(
+                out,
+                i,
+                "domain",
+                r.pick(1, &["svc.cluster.local", "bad_domain", "\"\""]),
+            );
+        }
+        if r.chance(15) {
+            gen_labels(r, out, i);
+        }
+    }
+
+    fn gen_route_rule(r: &mut Rng, out: &mut String) {
+        if r.chance(95) {
+            gen_service(r, out, 2, "destination");
+        }
+        if r.chance(30) {
+            line(out, 2, "precedence", r.pick(3, INTS));
+        }
+        if r.chance(40) {
+            line(out, 2, "match", "");
+            if r.chance(40) {
+                gen_service(r, out, 4, "source");
+            }
+            if r.chance(5) {
+                gen_labels(r, out, 4);
+            }
+            if r.chance(15) {
+                line(out, 4, r.pick(2, &["tcp", "udp"]), "");
+                line(out, 6, "sourceSubnet", "");
+                line(out, 6, "-", r.pick(2, &["10.0.0.0/16", "10.1.2.3", "10.0.0.1/8", "x"]));
+            }
+            if r.chance(60) {
+                line(out, 4, "request", "");
+                line(out, 6, "headers", "");
+                for _ in 0..=r.below(2) {
+                    let name = r.pick(3, HEADERS);
+                    match r.below(4) {
+                        0 => line(out, 8, name, r.pick(1, &["jason", "1", "null", "{}"])),
+                        _ => {
+                            line(out, 8, name, "");
+                            let kind = r.pick(3, &["exact", "prefix", "regex", "exakt"]);
+                            let value = if kind == "regex" {
+                                r.pick(2, &["\"^a.*$\"", "\".*x\"", "\"^(\""])
+                            } else {
+                                "/v1/"
+                            };
+                            line(out, 10, kind, value);
+                            if r.chance(5) {
+                                line(out, 10, "prefix", "/x");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let redirect = r.chance(8);
+        if redirect {
+            line(out, 2, "redirect", "");
+            line(out, 4, r.pick(2, &["uri", "authority", "url"]), "/v2/x");
+        }
+        if !redirect || r.chance(10) {
+            if r.chance(90) {
+                line(out, 2, "route", "");
+                let n = 1 + r.below(3);
+                let split: &[&str] = match n {
+                    1 => &["100"],
+                    2 => &["80", "20"],
+                    _ => &["50", "25", "25"],
+                };
+                for (i, w) in split.iter().enumerate() {
+                    let mut fields: Vec<(&str, String)> = Vec::new();
+                    if r.chance(90) {
+                        fields.push(("labels", format!("{{version: v{}}}", i + 1)));
+                    }
+                    if (n > 1 && r.chance(95)) || r.chance(30) {
+                        let w = if r.chance(90) { w } else { r.pick(0, WEIGHTS) };
+                        fields.push(("weight", w.to_string()));
+                    }
+                    if r.chance(10) {
+                        fields.push(("destination", "{name: ratings}".to_string()));
+                    }
+                    if fields.is_empty() {
+                        fields.push(("labels", "{}".to_string()));
+                    }
+                    for (j, (key, value)) in fields.iter().enumerate() {
+                        let key = if j == 0 { format!("- {key}") } else { format!("  {key}") };
+                        line(out, 2, &key, value);
+                    }
+                }
+            }
+            if r.chance(10) {
+                line(out, 2, "rewrite", "");
+                line(out, 4, r.pick(2, &["uri", "authority", "url"]), "/v1/x");
+            }
+            if r.chance(20) {
+                line(out, 2, "httpFault", "");
+                if r.chance(60) {
+                    line(out, 4, "delay", "");
+                    line(out, 6, "percent", r.pick(3, PERCENTS));
+                    line(
+                        out,
+                        6,
+                        r.pick(2, &["fixedDelay", "exponentialDelay", "delay"]),
+                        r.pick(4, DURATIONS),
+                    );
+                    if r.chance(5) {
+                        line(out, 6, "exponentialDelay", "1s");
+                    }
+                }
+                if r.chance(50) {
+                    line(out, 4, "abort", "");
+                    line(out, 6, "percent", r.pick(3, PERCENTS));
+                    line(
+                        out,
+                        6,
+                        r.pick(2, &["httpStatus", "grpcStatus"]),
+                        r.pick(2, &["503", "UNAVAILABLE", "99", "600"]),
+                    );
+                    if r.chance(5) {
+                        line(out, 6, "http2Error", "x");
+                    }
+                }
+            }
+            if r.chance(8) {
+                line(out, 2, "l4Fault", "");
+                line(out, 4, "throttle", "");
+                line(out, 6, "percent", r.pick(3, PERCENTS));
+                line(out, 6, "downstreamLimitBps", r.pick(2, &["1000", "0", "-5"]));
+                line(out, 6, r.pick(1, &["throttleAfterPeriod", "throttleAfterBytes"]), "10s");
+                if r.chance(10) {
+                    line(out, 6, "throttleAfterBytes", "10");
+                }
+            }
+            if r.chance(10) {
+                gen_service(r, out, 2, "mirror");
+            }
+        }
+        if r.chance(20) {
+            line(out, 2, "httpReqTimeout", "");
+            line(out, 4, r.pick(1, &["simpleTimeout", "simple"]), "");
+            line(
+                out,
+                6,
+                r.pick(1, &["timeout", "overrideHeaderName"]),
+                r.pick(4, DURATIONS),
+            );
+        }
+        if r.chance(20) {
+            line(out, 2, "httpReqRetries", "");
+            line(out, 4, "simpleRetry", "");
+            line(out, 6, "attempts", r.pick(3, INTS));
+            if r.chance(50) {
+                line(out, 6, "perTryTimeout", r.pick(4, DURATIONS));
+            }
+        }
+        if r.chance(10) {
+            line(out, 2, "corsPolicy", "");
+            line(out, 4, "allowOrigin", "");
+            line(out, 4, "-", r.pick(2, &["\"*\"", "example.com", "\" \""]));
+            line(out, 4, "allowMethods", "");
+            line(out, 4, "-", r.pick(2, &["GET", "POST", "a b"]));
+            line(out, 4, "maxAge", r.pick(4, DURATIONS));
+        }
+        if r.chance(10) {
+            line(out, 2, "appendHeaders", "");
+            line(out, 4, r.pick(3, HEADERS), r.pick(1, &["x", "\"a\\nb\""]));
+        }
+        if r.chance(3) {
+            line(out, 2, "websocketUpgrade", r.pick(2, &["true", "false", "yes"]));
+        }
+    }
+
+    fn gen_egress_rule(r: &mut Rng, out: &mut String) {
+        let tcp = r.chance(40);
+        if r.chance(95) {
+            line(out, 2, "destination", "");
+            let host = if tcp { r.pick(2, &HOSTS[2..]) } else { r.pick(2, HOSTS) };
+            line(out, 4, r.pick(1, &["service", "name"]), host);
+        }
+        if r.chance(95) {
+            line(out, 2, "ports", "");
+            for _ in 0..=r.below(3) {
+                line(out, 2, "- port", r.pick(4, PORTS));
+                let protocol = if tcp {
+                    r.pick(1, &PROTOCOLS[2..])
+                } else {
+                    r.pick(2, PROTOCOLS)
+                };
+                line(out, 4, "protocol", protocol);
+            }
+        }
+        if r.chance(10) {
+            line(out, 2, "useEgressProxy", r.pick(2, &["true", "false", "1"]));
+        }
+    }
+
+    fn gen_destination_policy(r: &mut Rng, out: &mut String) {
+        if r.chance(95) {
+            gen_service(r, out, 2, "destination");
+        }
+        if r.chance(15) {
+            gen_service(r, out, 2, "source");
+        }
+        if r.chance(50) {
+            line(out, 2, "loadBalancing", "");
+            line(
+                out,
+                4,
+                "name",
+                r.pick(3, &["RANDOM", "ROUND_ROBIN", "LEAST_CONN", "random", "X"]),
+            );
+        }
+        if r.chance(60) {
+            line(out, 2, "circuitBreaker", "");
+            line(out, 4, "simpleCb", "");
+            for field in SIMPLE_CB {
+                if r.chance(40) {
+                    let value = match *field {
+                        "sleepWindow" | "httpDetectionInterval" => r.pick(4, DURATIONS),
+                        "httpMaxEjectionPercent" => r.pick(4, PERCENTS),
+                        _ => r.pick(5, INTS),
+                    };
+                    line(out, 6, field, value);
+                }
+            }
+        }
+    }
+
+    /// A file of one to three random documents: rules of every kind with fields present or not, and
+    /// values that are mostly valid and sometimes one of the near misses the checks look for.
+    fn gen_file(r: &mut Rng) -> String {
+        let mut out = String::new();
+        for i in 0..=r.below(3) {
+            if i > 0 {
+                out.push_str("---\n");
+            }
+            let kind = r.pick(
+                3,
+                &[
+                    "RouteRule",
+                    "EgressRule",
+                    "DestinationPolicy",
+                    "Deployment",
+                    "EgresRule",
+                ],
+            );
+            line(
+                &mut out,
+                0,
+                "apiVersion",
+                r.pick(1, &["config.istio.io/v1alpha2", "config.istio.io/v1alpha3", "v1"]),
+            );
+            line(&mut out, 0, "kind", kind);
+            line(&mut out, 0, "metadata", "");
+            if r.chance(97) {
+                line(&mut out, 2, "name", r.pick(3, NAMES));
+            }
+            if r.chance(30) {
+                line(&mut out, 2, "namespace", r.pick(2, NAMESPACES));
+            }
+            if r.chance(10) {
+                gen_labels(r, &mut out, 2);
+            }
+            if r.chance(97) {
+                line(&mut out, 0, "spec", "");
+                match kind {
+                    "EgressRule" => gen_egress_rule(r, &mut out),
+                    "DestinationPolicy" => gen_destination_policy(r, &mut out),
+                    _ => gen_route_rule(r, &mut out),
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn random_rule_files_get_the_full_paths_answer() {
+        let mut tally = Tally::default();
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..4000 {
+            agree(&gen_file(&mut r), &mut tally);
+        }
+        assert!(tally.fast_clean > 1000, "{tally:?}");
+        assert!(tally.dirty > 1000, "{tally:?}");
         assert!(tally.only_full_clean < tally.fast_clean / 4, "{tally:?}");
     }
 }

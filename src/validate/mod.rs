@@ -213,17 +213,20 @@ fn check_file_in(arena: &Bump, file: &Arc<str>, bytes: &[u8], opts: &LoadOptions
     };
     let src = &*load::lone_carriage_returns_as_lf(src);
     // Most files are clean: those are proved so from the parser's events alone. A caller that wants
-    // the typed objects, or a file the fast path is unsure of, takes the full path.
+    // the typed objects takes the full path; so does a file the fast path is unsure of, from the
+    // first document the fast path could not prove clean.
+    let mut from = load::yaml::Resume::default();
     if !opts.keep_resources {
-        if let Some(report) = fast::clean_file(file, src, opts) {
-            return report;
+        match fast::clean_file(file, src, opts) {
+            Ok(clean) => return clean,
+            Err(unfinished) => (from, report) = (unfinished.from, unfinished.report),
         }
     }
     let lines = LineIndex::new(src);
     // The definitions' lines come in file order: a cursor finds them without the line table, which
     // is then built only for files that have diagnostics.
     let mut names = LineCursor::new(src);
-    let stream = load::yaml::parse_stream(src, arena, opts.limits);
+    let stream = load::yaml::parse_stream_from(src, from, arena, opts.limits);
     let mut problems = stream.problems.clone();
     let documents = load::rule_documents(&stream, opts, &mut problems, &mut report.counts);
     for p in problems {
