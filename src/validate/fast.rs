@@ -60,6 +60,7 @@ pub(super) fn clean_file(file: &Arc<str>, src: &str, opts: &LoadOptions) -> Resu
         parser: Parser::new_from_str(src),
         ahead: None,
         depth: 0,
+        last: saphyr_parser::Span::default(),
         max_depth: opts.limits.max_depth,
     };
     let mut out = Clean {
@@ -101,10 +102,10 @@ pub(super) fn clean_file(file: &Arc<str>, src: &str, opts: &LoadOptions) -> Resu
 
 /// An event, as far as the fast path tells events apart.
 enum Tok<'a> {
+    /// A scalar (its place is `Walk::last`).
     Scalar {
         text: Cow<'a, str>,
         plain: bool,
-        span: saphyr_parser::Span,
     },
     Map,
     Seq,
@@ -124,6 +125,8 @@ struct Walk<'a> {
     ahead: Option<Tok<'a>>,
     /// Open collections, bounded as the full path bounds them.
     depth: usize,
+    /// Where the last scalar read is.
+    last: saphyr_parser::Span,
     max_depth: usize,
 }
 
@@ -147,10 +150,10 @@ impl<'a> Walk<'a> {
                 Event::DocumentEnd => Tok::DocEnd,
                 Event::Scalar(text, style, anchor, tag) => {
                     ensure(anchor == 0 && tag.is_none())?;
+                    self.last = span;
                     Tok::Scalar {
                         text,
                         plain: style == ScalarStyle::Plain,
-                        span,
                     }
                 }
                 Event::MappingStart(anchor, tag) => {
@@ -186,18 +189,18 @@ impl<'a> Walk<'a> {
         Ok(false)
     }
 
-    fn scalar(&mut self) -> R<(Cow<'a, str>, Resolved, saphyr_parser::Span)> {
+    fn scalar(&mut self) -> R<(Cow<'a, str>, Resolved)> {
         match self.next()? {
-            Tok::Scalar { text, plain, span } => {
+            Tok::Scalar { text, plain } => {
                 let resolved = if plain { resolve_plain(&text) } else { Resolved::Str };
-                Ok((text, resolved, span))
+                Ok((text, resolved))
             }
             _ => Err(Unsure),
         }
     }
 
     fn string(&mut self) -> R<Cow<'a, str>> {
-        let (text, resolved, _) = self.scalar()?;
+        let (text, resolved) = self.scalar()?;
         ensure(resolved == Resolved::Str)?;
         Ok(text)
     }
@@ -470,9 +473,9 @@ fn metadata<'a>(w: &mut Walk<'a>) -> R<Meta<'a>> {
     w.fields(METADATA, |w, key| {
         match key {
             "name" => {
-                let (text, resolved, span) = w.scalar()?;
+                let (text, resolved) = w.scalar()?;
                 ensure(resolved == Resolved::Str && is_dns1123_label(&text))?;
-                m.name = Some((text, span));
+                m.name = Some((text, w.last));
             }
             "namespace" => {
                 let ns = w.string()?;
@@ -1245,7 +1248,24 @@ mod tests {
                     &key[..key.len() - key.trim_start_matches([' ', '-']).len()]
                 )],
             ));
-            if value.trim().is_empty() || key.trim_start().starts_with('#') {
+            if key.trim_start().starts_with('#') {
+                continue;
+            }
+            if value.trim().is_empty() {
+                // A field whose value is the block below it: the whole block replaced by one value.
+                let indent = line.len() - line.trim_start().len();
+                let end = lines[i + 1..]
+                    .iter()
+                    .position(|l| {
+                        let deeper = l.len() - l.trim_start().len();
+                        !(deeper > indent || (deeper == indent && l.trim_start().starts_with("- ")))
+                    })
+                    .map_or(lines.len(), |n| i + 1 + n);
+                for v in ["[]", "{}", "null", "\"\"", "1", "[{}]"] {
+                    let mut m: Vec<String> = lines.iter().map(|l| (*l).to_string()).collect();
+                    m.splice(i..end, [format!("{key}: {v}")]);
+                    out.push(m.join("\n") + "\n");
+                }
                 continue;
             }
             for v in VALUES {
