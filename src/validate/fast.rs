@@ -61,7 +61,9 @@ pub(super) fn clean_file(file: &Arc<str>, src: &str, opts: &LoadOptions) -> Resu
         ahead: None,
         depth: 0,
         last: saphyr_parser::Span::default(),
-        max_depth: opts.limits.max_depth,
+        // The walk recurses: its depth stays small whatever a caller sets (deeper is left to the full
+        // path, which keeps its own stack).
+        max_depth: opts.limits.max_depth.min(64),
     };
     let mut out = Clean {
         file,
@@ -1112,9 +1114,11 @@ mod tests {
             format!("metadata:\n  name: x\n{}", rule.replace("metadata:\n  name: db\n", "")),
             format!("apiVersion: v1\nkind: List\nitems: []\n---\n{rule}"),
             rule.replace("3306", "3306\n  - port: 3306\n    protocol: tcp"),
+            format!("{rule}---\napiVersion: v1\nkind: Deep\nspec: {}\n", "[".repeat(70)),
         ];
         for src in &unsure {
             assert!(fast(src, &[]).is_none(), "{src}");
+            agree(src, &mut Tally::default());
         }
         // Other objects are skipped and counted, also when they come first, and duplicate keys in
         // them are still found.

@@ -7,10 +7,40 @@ use meshctl::load::LoadOptions;
 use meshctl::validate::check_file;
 use proptest::prelude::*;
 
-/// Checks the invariants on one input.
+/// Checks the invariants on one input. `meshctl validate` (which does not keep the typed objects, and
+/// so tries the fast path for clean files first) reports exactly what the full path reports.
 fn check(bytes: &[u8]) {
     let name: Arc<str> = Arc::from("fuzz.yaml");
     let report = check_file(&name, bytes, &LoadOptions::default());
+    let lint = LoadOptions {
+        keep_resources: false,
+        ..LoadOptions::default()
+    };
+    let validate = check_file(&name, bytes, &lint);
+    assert_eq!(
+        validate.diagnostics,
+        report.diagnostics,
+        "{}",
+        String::from_utf8_lossy(bytes)
+    );
+    assert_eq!(validate.counts, report.counts);
+    let definitions = |r: &meshctl::validate::FileReport| -> Vec<String> {
+        r.definitions
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {}/{} {:?} {:?} {}",
+                    d.kind,
+                    d.namespace(),
+                    d.name(),
+                    d.snippet(),
+                    d.span,
+                    d.document
+                )
+            })
+            .collect()
+    };
+    assert_eq!(definitions(&validate), definitions(&report));
     let text = String::from_utf8_lossy(bytes);
     let lines = yaml_lines(&text);
     for d in &report.diagnostics {
