@@ -31,6 +31,18 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// The fields the model knows, as YAML and JSON name them.
+    pub const FIELDS: &'static [&'static str] = &[
+        "name",
+        "namespace",
+        "labels",
+        "annotations",
+        "resourceVersion",
+        "uid",
+        "creationTimestamp",
+        "generation",
+    ];
+
     pub fn namespace_or_default(&self) -> &str {
         self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
     }

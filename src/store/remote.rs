@@ -406,25 +406,13 @@ fn cause_diagnostic(key: &ObjectKey, cause: StatusCause) -> Diagnostic {
 
 // === Decoding ===
 
-/// The metadata fields the model knows; a Kubernetes API server sends more (managedFields, ...).
-const METADATA_FIELDS: &[&str] = &[
-    "name",
-    "namespace",
-    "labels",
-    "annotations",
-    "resourceVersion",
-    "uid",
-    "creationTimestamp",
-    "generation",
-];
-
 /// Decodes an object the server sent, of a kind the request named.
 fn decode_object(kind: Kind, mut value: Value) -> Result<Resource, String> {
     let Some(object) = value.as_object_mut() else {
         return Err("expected a JSON object".to_string());
     };
     if let Some(Value::Object(meta)) = object.get_mut("metadata") {
-        meta.retain(|k, _| METADATA_FIELDS.contains(&k.as_str()));
+        meta.retain(|k, _| crate::model::Metadata::FIELDS.contains(&k.as_str()));
     }
     // apiVersion is required by the decoder; a lenient server might leave it out of list items.
     object

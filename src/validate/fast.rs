@@ -34,7 +34,7 @@ use crate::load::{Counts, Identity, LoadOptions, identify, is_list_kind, yaml};
 use crate::model::destination_policy::LbPolicy;
 use crate::model::duration::parse_duration;
 use crate::model::meta::DEFAULT_NAMESPACE;
-use crate::model::{Kind, Protocol};
+use crate::model::{Kind, Metadata, Protocol, StringMatch};
 
 /// The fast path cannot prove the file clean: the full path decides.
 #[derive(Debug)]
@@ -456,23 +456,12 @@ struct Meta<'a> {
     namespace: Option<Cow<'a, str>>,
 }
 
-const METADATA: &[&str] = &[
-    "name",
-    "namespace",
-    "labels",
-    "annotations",
-    "resourceVersion",
-    "uid",
-    "creationTimestamp",
-    "generation",
-];
-
 fn metadata<'a>(w: &mut Walk<'a>) -> R<Meta<'a>> {
     let mut m = Meta {
         name: None,
         namespace: None,
     };
-    w.fields(METADATA, |w, key| {
+    w.fields(Metadata::FIELDS, |w, key| {
         match key {
             "name" => {
                 let (text, resolved) = w.scalar()?;
@@ -533,6 +522,45 @@ fn service(w: &mut Walk<'_>) -> R<usize> {
     ensure(named)?;
     Ok(label_count)
 }
+
+// Each struct's fields, as the model names them (checked against the model's schema by a test).
+const MATCH: &[&str] = &["source", "sourceLabels", "tcp", "udp", "request"];
+const L4_MATCH: &[&str] = &["sourceSubnet", "destinationSubnet"];
+const MATCH_REQUEST: &[&str] = &["headers"];
+const DESTINATION_WEIGHT: &[&str] = &["destination", "labels", "weight"];
+const URI_AND_AUTHORITY: &[&str] = &["uri", "authority"];
+const SIMPLE_TIMEOUT: &[&str] = &["timeout", "overrideHeaderName"];
+const SIMPLE_RETRY: &[&str] = &["attempts", "perTryTimeout", "overrideHeaderName"];
+const HTTP_FAULT: &[&str] = &["delay", "abort"];
+const DELAY: &[&str] = &["percent", "fixedDelay", "exponentialDelay", "overrideHeaderName"];
+const ABORT: &[&str] = &[
+    "percent",
+    "grpcStatus",
+    "http2Error",
+    "httpStatus",
+    "overrideHeaderName",
+];
+const L4_FAULT: &[&str] = &["throttle", "terminate"];
+const TERMINATE: &[&str] = &["percent", "terminateAfterPeriod"];
+const THROTTLE: &[&str] = &[
+    "percent",
+    "downstreamLimitBps",
+    "upstreamLimitBps",
+    "throttleAfterPeriod",
+    "throttleAfterBytes",
+    "throttleForPeriod",
+];
+const CORS: &[&str] = &[
+    "allowOrigin",
+    "allowMethods",
+    "allowHeaders",
+    "exposeHeaders",
+    "maxAge",
+    "allowCredentials",
+];
+const EGRESS_RULE: &[&str] = &["destination", "ports", "useEgressProxy"];
+const EGRESS_PORT: &[&str] = &["port", "protocol"];
+const DESTINATION_POLICY: &[&str] = &["destination", "source", "loadBalancing", "circuitBreaker"];
 
 // === RouteRule ===
 
@@ -607,7 +635,7 @@ fn route_rule(w: &mut Walk<'_>) -> R {
 /// A match. Returns whether it matches TCP or UDP (which a redirect cannot go with).
 fn route_match(w: &mut Walk<'_>) -> R<bool> {
     let (mut any, mut l4) = (false, false);
-    w.fields(&["source", "sourceLabels", "tcp", "udp", "request"], |w, key| {
+    w.fields(MATCH, |w, key| {
         match key {
             "source" => {
                 service(w)?;
@@ -615,14 +643,14 @@ fn route_match(w: &mut Walk<'_>) -> R<bool> {
             // Deprecated: a warning.
             "sourceLabels" => return Err(Unsure),
             "tcp" | "udp" => {
-                w.fields(&["sourceSubnet", "destinationSubnet"], |w, _| {
+                w.fields(L4_MATCH, |w, _| {
                     w.list(|w| ensure(parse_subnet(&w.string()?).is_ok()))?;
                     Ok(())
                 })?;
                 l4 = true;
             }
             _ => {
-                w.fields(&["headers"], |w, _| {
+                w.fields(MATCH_REQUEST, |w, _| {
                     let mut names = Keys::default();
                     w.map(|w, name| {
                         names.insert(name)?;
@@ -650,7 +678,7 @@ fn string_match(w: &mut Walk<'_>) -> R {
         return Ok(());
     }
     let mut set = 0;
-    w.fields(&["exact", "prefix", "regex"], |w, key| {
+    w.fields(StringMatch::FIELDS, |w, key| {
         let text = w.string()?;
         ensure(key != "regex" || regex_problem(&text).is_none())?;
         set += 1;
@@ -663,7 +691,7 @@ fn route(w: &mut Walk<'_>) -> R {
     let (mut weights, mut sum, mut unplaced) = (0, 0i64, false);
     let n = w.list(|w| {
         let (mut label_count, mut destination) = (0, false);
-        w.fields(&["destination", "labels", "weight"], |w, key| {
+        w.fields(DESTINATION_WEIGHT, |w, key| {
             match key {
                 "destination" => {
                     service(w)?;
@@ -693,7 +721,7 @@ fn route(w: &mut Walk<'_>) -> R {
 
 fn uri_and_authority(w: &mut Walk<'_>) -> R {
     let mut any = false;
-    w.fields(&["uri", "authority"], |w, _| {
+    w.fields(URI_AND_AUTHORITY, |w, _| {
         w.string()?;
         any = true;
         Ok(())
@@ -715,7 +743,7 @@ fn required(w: &mut Walk<'_>, inner: &str, mut read: impl FnMut(&mut Walk<'_>) -
 fn http_timeout(w: &mut Walk<'_>) -> R {
     required(w, "simpleTimeout", |w| {
         let mut timeout = false;
-        w.fields(&["timeout", "overrideHeaderName"], |w, key| {
+        w.fields(SIMPLE_TIMEOUT, |w, key| {
             if key == "timeout" {
                 timeout = true;
                 w.duration()
@@ -730,61 +758,46 @@ fn http_timeout(w: &mut Walk<'_>) -> R {
 fn http_retry(w: &mut Walk<'_>) -> R {
     required(w, "simpleRetry", |w| {
         let mut attempts = false;
-        w.fields(
-            &["attempts", "perTryTimeout", "overrideHeaderName"],
-            |w, key| match key {
-                "attempts" => {
-                    attempts = true;
-                    w.count()
-                }
-                "perTryTimeout" => w.duration(),
-                _ => w.header_name(),
-            },
-        )?;
+        w.fields(SIMPLE_RETRY, |w, key| match key {
+            "attempts" => {
+                attempts = true;
+                w.count()
+            }
+            "perTryTimeout" => w.duration(),
+            _ => w.header_name(),
+        })?;
         ensure(attempts)
     })
 }
 
 fn http_fault(w: &mut Walk<'_>) -> R {
     let mut any = false;
-    w.fields(&["delay", "abort"], |w, key| {
+    w.fields(HTTP_FAULT, |w, key| {
         any = true;
         // Exactly one of the delays, or of the abort's kinds.
         let mut one_of = 0;
         if key == "delay" {
-            w.fields(
-                &["percent", "fixedDelay", "exponentialDelay", "overrideHeaderName"],
-                |w, key| match key {
-                    "percent" => w.percent(),
-                    "overrideHeaderName" => w.header_name(),
-                    _ => {
-                        one_of += 1;
-                        w.duration()
-                    }
-                },
-            )?;
+            w.fields(DELAY, |w, key| match key {
+                "percent" => w.percent(),
+                "overrideHeaderName" => w.header_name(),
+                _ => {
+                    one_of += 1;
+                    w.duration()
+                }
+            })?;
         } else {
-            w.fields(
-                &[
-                    "percent",
-                    "grpcStatus",
-                    "http2Error",
-                    "httpStatus",
-                    "overrideHeaderName",
-                ],
-                |w, key| match key {
-                    "percent" => w.percent(),
-                    "overrideHeaderName" => w.header_name(),
-                    "httpStatus" => {
-                        one_of += 1;
-                        ensure((100..=599).contains(&w.int()?))
-                    }
-                    _ => {
-                        one_of += 1;
-                        w.string().map(drop)
-                    }
-                },
-            )?;
+            w.fields(ABORT, |w, key| match key {
+                "percent" => w.percent(),
+                "overrideHeaderName" => w.header_name(),
+                "httpStatus" => {
+                    one_of += 1;
+                    ensure((100..=599).contains(&w.int()?))
+                }
+                _ => {
+                    one_of += 1;
+                    w.string().map(drop)
+                }
+            })?;
         }
         ensure(one_of == 1)
     })?;
@@ -793,59 +806,42 @@ fn http_fault(w: &mut Walk<'_>) -> R {
 
 fn l4_fault(w: &mut Walk<'_>) -> R {
     let mut any = false;
-    w.fields(&["throttle", "terminate"], |w, key| {
+    w.fields(L4_FAULT, |w, key| {
         any = true;
         if key == "terminate" {
-            return w.fields(&["percent", "terminateAfterPeriod"], |w, key| {
-                if key == "percent" { w.percent() } else { w.duration() }
-            });
+            return w.fields(
+                TERMINATE,
+                |w, key| {
+                    if key == "percent" { w.percent() } else { w.duration() }
+                },
+            );
         }
         let (mut after_period, mut after_bytes) = (false, false);
-        w.fields(
-            &[
-                "percent",
-                "downstreamLimitBps",
-                "upstreamLimitBps",
-                "throttleAfterPeriod",
-                "throttleAfterBytes",
-                "throttleForPeriod",
-            ],
-            |w, key| match key {
-                "percent" => w.percent(),
-                "throttleAfterPeriod" => {
-                    after_period = true;
-                    w.duration()
-                }
-                "throttleForPeriod" => w.duration(),
-                _ => {
-                    after_bytes |= key == "throttleAfterBytes";
-                    ensure(w.number()? >= 0.0)
-                }
-            },
-        )?;
+        w.fields(THROTTLE, |w, key| match key {
+            "percent" => w.percent(),
+            "throttleAfterPeriod" => {
+                after_period = true;
+                w.duration()
+            }
+            "throttleForPeriod" => w.duration(),
+            _ => {
+                after_bytes |= key == "throttleAfterBytes";
+                ensure(w.number()? >= 0.0)
+            }
+        })?;
         ensure(!(after_period && after_bytes))
     })?;
     ensure(any)
 }
 
 fn cors(w: &mut Walk<'_>) -> R {
-    w.fields(
-        &[
-            "allowOrigin",
-            "allowMethods",
-            "allowHeaders",
-            "exposeHeaders",
-            "maxAge",
-            "allowCredentials",
-        ],
-        |w, key| match key {
-            "allowOrigin" => w.list(|w| ensure(!w.string()?.trim().is_empty())).map(drop),
-            "maxAge" => w.duration(),
-            "allowCredentials" => w.boolean(),
-            // Methods are tokens too.
-            _ => w.list(Walk::header_name).map(drop),
-        },
-    )
+    w.fields(CORS, |w, key| match key {
+        "allowOrigin" => w.list(|w| ensure(!w.string()?.trim().is_empty())).map(drop),
+        "maxAge" => w.duration(),
+        "allowCredentials" => w.boolean(),
+        // Methods are tokens too.
+        _ => w.list(Walk::header_name).map(drop),
+    })
 }
 
 // === EgressRule ===
@@ -854,7 +850,7 @@ fn egress_rule(w: &mut Walk<'_>) -> R {
     let mut net: Option<bool> = None;
     let (mut tcp_level, mut http_level) = (false, false);
     let mut ports = false;
-    w.fields(&["destination", "ports", "useEgressProxy"], |w, key| match key {
+    w.fields(EGRESS_RULE, |w, key| match key {
         "destination" => w.fields(SERVICE, |w, key| {
             // Only `service` names an egress destination; the other fields are errors.
             ensure(key == "service")?;
@@ -873,7 +869,7 @@ fn egress_rule(w: &mut Walk<'_>) -> R {
             let mut count = 0;
             let n = w.list(|w| {
                 let (mut port, mut protocol) = (None, None);
-                w.fields(&["port", "protocol"], |w, key| {
+                w.fields(EGRESS_PORT, |w, key| {
                     if key == "port" {
                         port = Some(w.int()?);
                     } else {
@@ -926,25 +922,22 @@ const SIMPLE_CB: &[&str] = &[
 
 fn destination_policy(w: &mut Walk<'_>) -> R {
     let mut destination = false;
-    w.fields(
-        &["destination", "source", "loadBalancing", "circuitBreaker"],
-        |w, key| match key {
-            "destination" => {
-                service(w)?;
-                destination = true;
-                Ok(())
-            }
-            "source" => service(w).map(drop),
-            "loadBalancing" => required(w, "name", |w| ensure(LbPolicy::parse(&w.string()?).is_some())),
-            _ => required(w, "simpleCb", |w| {
-                w.fields(SIMPLE_CB, |w, key| match key {
-                    "sleepWindow" | "httpDetectionInterval" => w.duration(),
-                    "httpMaxEjectionPercent" => ensure((0..=100).contains(&w.int()?)),
-                    _ => w.count(),
-                })
-            }),
-        },
-    )?;
+    w.fields(DESTINATION_POLICY, |w, key| match key {
+        "destination" => {
+            service(w)?;
+            destination = true;
+            Ok(())
+        }
+        "source" => service(w).map(drop),
+        "loadBalancing" => required(w, "name", |w| ensure(LbPolicy::parse(&w.string()?).is_some())),
+        _ => required(w, "simpleCb", |w| {
+            w.fields(SIMPLE_CB, |w, key| match key {
+                "sleepWindow" | "httpDetectionInterval" => w.duration(),
+                "httpMaxEjectionPercent" => ensure((0..=100).contains(&w.int()?)),
+                _ => w.count(),
+            })
+        }),
+    })?;
     ensure(destination)
 }
 
@@ -1684,5 +1677,81 @@ mod tests {
         assert!(tally.fast_clean > 1000, "{tally:?}");
         assert!(tally.dirty > 1000, "{tally:?}");
         assert!(tally.only_full_clean < tally.fast_clean / 4, "{tally:?}");
+    }
+
+    /// Every list of fields the fast path accepts is the model's own list for that struct: a field the
+    /// model does not have would be let through as clean, and a field the model gained would be left
+    /// to the full path for ever.
+    #[test]
+    fn the_fast_paths_field_lists_are_the_models() {
+        use crate::model::IstioService;
+        use crate::model::destination_policy::*;
+        use crate::model::egress_rule::*;
+        use crate::model::route_rule::*;
+
+        fn properties(schema: &schemars::Schema) -> Vec<String> {
+            let mut keys: Vec<String> = schema
+                .get("properties")
+                .and_then(|p| p.as_object())
+                .map(|p| p.keys().cloned().collect())
+                .unwrap_or_default();
+            keys.sort();
+            keys
+        }
+        fn sorted(list: &[&str]) -> Vec<String> {
+            let mut v: Vec<String> = list.iter().map(|s| (*s).to_string()).collect();
+            v.sort();
+            v
+        }
+        let cases: Vec<(&str, &[&str], schemars::Schema)> = vec![
+            ("Metadata", Metadata::FIELDS, schemars::schema_for!(Metadata)),
+            ("IstioService", SERVICE, schemars::schema_for!(IstioService)),
+            ("RouteRule", ROUTE_RULE, schemars::schema_for!(RouteRule)),
+            ("MatchCondition", MATCH, schemars::schema_for!(MatchCondition)),
+            ("L4MatchAttributes", L4_MATCH, schemars::schema_for!(L4MatchAttributes)),
+            ("MatchRequest", MATCH_REQUEST, schemars::schema_for!(MatchRequest)),
+            (
+                "DestinationWeight",
+                DESTINATION_WEIGHT,
+                schemars::schema_for!(DestinationWeight),
+            ),
+            ("HttpRedirect", URI_AND_AUTHORITY, schemars::schema_for!(HttpRedirect)),
+            ("HttpRewrite", URI_AND_AUTHORITY, schemars::schema_for!(HttpRewrite)),
+            ("HttpTimeout", &["simpleTimeout"], schemars::schema_for!(HttpTimeout)),
+            ("SimpleTimeout", SIMPLE_TIMEOUT, schemars::schema_for!(SimpleTimeout)),
+            ("HttpRetry", &["simpleRetry"], schemars::schema_for!(HttpRetry)),
+            ("SimpleRetry", SIMPLE_RETRY, schemars::schema_for!(SimpleRetry)),
+            (
+                "HttpFaultInjection",
+                HTTP_FAULT,
+                schemars::schema_for!(HttpFaultInjection),
+            ),
+            ("Delay", DELAY, schemars::schema_for!(Delay)),
+            ("Abort", ABORT, schemars::schema_for!(Abort)),
+            ("L4FaultInjection", L4_FAULT, schemars::schema_for!(L4FaultInjection)),
+            ("Throttle", THROTTLE, schemars::schema_for!(Throttle)),
+            ("Terminate", TERMINATE, schemars::schema_for!(Terminate)),
+            ("CorsPolicy", CORS, schemars::schema_for!(CorsPolicy)),
+            ("EgressRule", EGRESS_RULE, schemars::schema_for!(EgressRule)),
+            ("EgressPort", EGRESS_PORT, schemars::schema_for!(EgressPort)),
+            (
+                "DestinationPolicy",
+                DESTINATION_POLICY,
+                schemars::schema_for!(DestinationPolicy),
+            ),
+            ("LoadBalancing", &["name"], schemars::schema_for!(LoadBalancing)),
+            ("CircuitBreaker", &["simpleCb"], schemars::schema_for!(CircuitBreaker)),
+            (
+                "SimpleCircuitBreaker",
+                SIMPLE_CB,
+                schemars::schema_for!(SimpleCircuitBreaker),
+            ),
+        ];
+        for (name, fast, schema) in cases {
+            let model = properties(&schema);
+            assert!(!model.is_empty(), "{name}: no properties in {schema:?}");
+            assert_eq!(sorted(fast), model, "{name}");
+        }
+        assert_eq!(sorted(StringMatch::FIELDS), sorted(&["exact", "prefix", "regex"]));
     }
 }
