@@ -1107,7 +1107,11 @@ mod tests {
             format!("metadata:\n  name: x\n{}", rule.replace("metadata:\n  name: db\n", "")),
             format!("apiVersion: v1\nkind: List\nitems: []\n---\n{rule}"),
             rule.replace("3306", "3306\n  - port: 3306\n    protocol: tcp"),
-            format!("{rule}---\napiVersion: v1\nkind: Deep\nspec: {}\n", "[".repeat(70)),
+            format!(
+                "{rule}---\napiVersion: v1\nkind: Deep\nspec: {}{}\n",
+                "[".repeat(70),
+                "]".repeat(70)
+            ),
         ];
         for src in &unsure {
             assert!(fast(src, &[]).is_none(), "{src}");
@@ -1234,6 +1238,14 @@ mod tests {
             out.push(with(i, &[]));
             out.push(with(i, &[(*line).to_string(), (*line).to_string()]));
             out.push(with(i, &[format!("  {line}")]));
+            if let Some(item) = line.trim_start().strip_prefix("- ").filter(|v| !v.contains(':')) {
+                // A list item's value.
+                let dash = line.len() - item.len();
+                for v in VALUES {
+                    out.push(with(i, &[format!("{}{v}", &line[..dash])]));
+                }
+                continue;
+            }
             let Some((key, value)) = line.split_once(':') else {
                 continue;
             };
@@ -1371,6 +1383,14 @@ mod tests {
         out.push('\n');
     }
 
+    /// A list item, `indent` deep.
+    fn item(out: &mut String, indent: usize, value: &str) {
+        out.push_str(&" ".repeat(indent));
+        out.push_str("- ");
+        out.push_str(value);
+        out.push('\n');
+    }
+
     fn gen_labels(r: &mut Rng, out: &mut String, indent: usize) {
         line(out, indent, "labels", "");
         for _ in 0..=r.below(2) {
@@ -1421,7 +1441,7 @@ mod tests {
             if r.chance(15) {
                 line(out, 4, r.pick(2, &["tcp", "udp"]), "");
                 line(out, 6, "sourceSubnet", "");
-                line(out, 6, "-", r.pick(2, &["10.0.0.0/16", "10.1.2.3", "10.0.0.1/8", "x"]));
+                item(out, 6, r.pick(2, &["10.0.0.0/16", "10.1.2.3", "10.0.0.1/8", "x"]));
             }
             if r.chance(60) {
                 line(out, 4, "request", "");
@@ -1550,9 +1570,9 @@ mod tests {
         if r.chance(10) {
             line(out, 2, "corsPolicy", "");
             line(out, 4, "allowOrigin", "");
-            line(out, 4, "-", r.pick(2, &["\"*\"", "example.com", "\" \""]));
+            item(out, 4, r.pick(2, &["\"*\"", "example.com", "\" \""]));
             line(out, 4, "allowMethods", "");
-            line(out, 4, "-", r.pick(2, &["GET", "POST", "a b"]));
+            item(out, 4, r.pick(2, &["GET", "POST", "a b"]));
             line(out, 4, "maxAge", r.pick(4, DURATIONS));
         }
         if r.chance(10) {
