@@ -253,6 +253,8 @@ impl<'a> Walk<'a> {
             match self.next()? {
                 Tok::End => return Ok(()),
                 Tok::Scalar { text, .. } => {
+                    // A merge key. No field, label or header is named `<<` either, so every reader of
+                    // keys would refuse it too; this says why in one place.
                     ensure(text != "<<")?;
                     entry(self, &text)?;
                 }
