@@ -6,9 +6,10 @@
 //! (`check_file_in`), which builds the tree, types every object and places every diagnostic: a value
 //! that breaks a rule, any warning, any YAML feature beyond plain mappings, lists and scalars (anchors,
 //! aliases, merge keys, tags, complex keys), a `List` wrapper, a null where a value is expected, a
-//! document whose `apiVersion` and `kind` do not come before its other fields. Unsure costs the walk
-//! done so far and nothing else: the answer is the same either way, which the differential tests at
-//! the end of this file check against the full path.
+//! document whose `apiVersion` and `kind` do not come before its other fields. The full path then
+//! starts at the document the fast path was unsure of (the documents before it were proved clean),
+//! so unsure costs the walk of that document up to where it stopped. The answer is the same either
+//! way, which the differential tests at the end of this file check against the full path.
 //!
 //! The predicates are the full path's own (`common`, `parse_egress_host`, `parse_duration`,
 //! `regex_problem`, `Protocol::parse`, `LbPolicy::parse`); what is written again here is which field
