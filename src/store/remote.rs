@@ -411,6 +411,7 @@ fn decode_object(kind: Kind, mut value: Value) -> Result<Resource, String> {
     let Some(object) = value.as_object_mut() else {
         return Err("expected a JSON object".to_string());
     };
+    // A Kubernetes API server sends more metadata than the model knows (managedFields, ...).
     if let Some(Value::Object(meta)) = object.get_mut("metadata") {
         meta.retain(|k, _| crate::model::Metadata::FIELDS.contains(&k.as_str()));
     }
