@@ -17,6 +17,10 @@
 //! redirect with nothing to forward, one of `fixedDelay` or `exponentialDelay`, protocols that fit the
 //! destination), each conservative: where the full path would need a closer look (a zero weight,
 //! `match.sourceLabels`, an egress CIDR of length 0), the answer is unsure.
+//!
+//! A check added to the full path needs its counterpart here, or an unsure where it applies. The
+//! differential tests catch a missing one only when their inputs reach it, so a new check should come
+//! with a near miss in the tests' value pools (`VALUES`, and the random files' pools).
 
 use std::borrow::Cow;
 use std::hash::BuildHasher;
