@@ -589,11 +589,11 @@ const ROUTE_RULE: &[&str] = &[
 ];
 
 fn route_rule(w: &mut Walk<'_>) -> R {
-    let mut destination = false;
-    let mut redirect = false;
+    let (mut destination, mut redirect) = (false, false);
     // What a redirect cannot go with: route, rewrite, a fault, a mirror, a TCP or UDP match.
     let mut forwards = false;
     w.fields(ROUTE_RULE, |w, key| {
+        forwards |= matches!(key, "route" | "rewrite" | "httpFault" | "l4Fault" | "mirror");
         match key {
             "destination" => {
                 // A RouteRule's destination is the whole service: labels are an error.
@@ -602,32 +602,19 @@ fn route_rule(w: &mut Walk<'_>) -> R {
             }
             "precedence" => ensure(i32::try_from(w.int()?).is_ok())?,
             "match" => forwards |= route_match(w)?,
-            "route" => {
-                route(w)?;
-                forwards = true;
-            }
+            "route" => route(w)?,
             "redirect" => {
                 uri_and_authority(w)?;
                 redirect = true;
             }
-            "rewrite" => {
-                uri_and_authority(w)?;
-                forwards = true;
-            }
+            "rewrite" => uri_and_authority(w)?,
             "websocketUpgrade" => w.boolean()?,
             "httpReqTimeout" => http_timeout(w)?,
             "httpReqRetries" => http_retry(w)?,
-            "httpFault" => {
-                http_fault(w)?;
-                forwards = true;
-            }
-            "l4Fault" => {
-                l4_fault(w)?;
-                forwards = true;
-            }
+            "httpFault" => http_fault(w)?,
+            "l4Fault" => l4_fault(w)?,
             "mirror" => {
                 service(w)?;
-                forwards = true;
             }
             "corsPolicy" => cors(w)?,
             _ => {
