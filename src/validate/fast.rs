@@ -304,27 +304,20 @@ impl<'a> Walk<'a> {
     /// Skips a value of a document that is not checked, still refusing what the full path reports
     /// about any YAML (a duplicate key, a merge key, a complex key, nesting too deep).
     fn skip(&mut self) -> R {
-        match self.next()? {
+        let t = self.next()?;
+        match t {
             Tok::Scalar { .. } => Ok(()),
             Tok::Map => {
+                self.ahead = Some(t);
                 let mut keys = Keys::default();
-                loop {
-                    match self.next()? {
-                        Tok::End => return Ok(()),
-                        Tok::Scalar { text, .. } => {
-                            ensure(text != "<<")?;
-                            keys.insert(&text)?;
-                            self.skip()?;
-                        }
-                        _ => return Err(Unsure),
-                    }
-                }
+                self.map(|w, key| {
+                    keys.insert(key)?;
+                    w.skip()
+                })
             }
             Tok::Seq => {
-                while !self.at_end()? {
-                    self.skip()?;
-                }
-                Ok(())
+                self.ahead = Some(t);
+                self.list(Walk::skip).map(drop)
             }
             _ => Err(Unsure),
         }
@@ -1024,20 +1017,6 @@ mod tests {
         }
     }
 
-    fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
-            .unwrap_or_default();
-        entries.sort();
-        for path in entries {
-            if path.is_dir() {
-                files(&path, out);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-
     fn testdata(path: &str) -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(path);
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -1045,12 +1024,12 @@ mod tests {
 
     #[test]
     fn every_testdata_file_gets_the_full_paths_answer() {
-        let mut paths = Vec::new();
-        files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata"), &mut paths);
-        assert!(paths.len() > 50, "{paths:?}");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let inputs = crate::load::files::collect(&[dir], true).unwrap_or_default();
+        assert!(inputs.len() > 50, "{} files", inputs.len());
         let mut tally = Tally::default();
-        for path in &paths {
-            let bytes = std::fs::read(path).unwrap_or_default();
+        for input in &inputs {
+            let bytes = input.read().unwrap_or_default();
             // Files that are not UTF-8 never reach either path.
             if let Ok(src) = std::str::from_utf8(&bytes) {
                 agree(src, &mut tally);
