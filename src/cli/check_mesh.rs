@@ -11,7 +11,7 @@ use super::check::{Args, Format};
 use crate::cli::{Outcome, UsageError};
 use crate::model::Resource;
 use crate::proxy::mesh::States;
-use crate::proxy::routes::{Cluster, RequestFacts, RouteAction, RouteTable, RuleAction};
+use crate::proxy::routes::{Cluster, Headers, RequestFacts, RouteAction, RouteTable, RuleAction};
 use crate::proxy::services::Registry;
 
 pub fn run(
@@ -50,7 +50,7 @@ pub fn run(
         method: &args.method,
         path,
         authority,
-        headers: &headers,
+        headers: Headers::Map(&headers),
     };
     let rule = routes.select(&facts);
     let service = format!("{fqdn}:{}", svc.port);

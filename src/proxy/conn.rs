@@ -32,10 +32,7 @@ const BUFFER: usize = 64 * 1024;
 #[derive(Clone)]
 pub enum Role {
     /// HTTP forward proxy, CONNECT and SOCKS5; with `transparent`, also redirected traffic.
-    Explicit {
-        transparent: bool,
-    },
-    Forward(Arc<Forward>),
+    Explicit { transparent: bool },
 }
 
 /// Accepts until `stop` turns true; each connection runs on its own task and holds `held` until it
@@ -64,7 +61,6 @@ pub async fn accept_loop(
         // TCP_NODELAY is inherited from the listener (see `bind`).
         let shared = shared.clone();
         let held = held.clone();
-        // One spawn per role, so a forwarded connection's task is only as large as its own state.
         match &role {
             Role::Explicit { transparent } => {
                 let transparent = *transparent;
@@ -72,20 +68,6 @@ pub async fn accept_loop(
                     let _held = held;
                     let _active = shared.metrics.track();
                     explicit(stream, peer, transparent, &shared).await
-                });
-            }
-            Role::Forward(f) => {
-                let f = f.clone();
-                tokio::spawn(async move {
-                    let _held = held;
-                    let _active = shared.metrics.track();
-                    let mesh = shared.rules().registry.lookup(&f.host, f.port).is_some();
-                    if mesh {
-                        let mode = http::Mode::service(&f.host, f.port);
-                        Box::pin(http::serve(stream, peer, mode, shared.clone())).await
-                    } else {
-                        forward(stream, peer, &f, &shared).await
-                    }
                 });
             }
         }
@@ -110,8 +92,8 @@ async fn explicit(stream: TcpStream, peer: SocketAddr, transparent: bool, shared
 }
 
 /// A fixed forward to a host name: opaque TCP to the configured destination, when a rule allows it.
-/// (Forwards to an IP address are carried by the epoll loops of `l4`.)
-async fn forward(stream: TcpStream, peer: SocketAddr, f: &Forward, shared: &Shared) {
+/// (Forwards to an IP address are carried by the epoll loops of `l4`, which hand these over.)
+pub async fn forward(stream: TcpStream, peer: SocketAddr, f: &Forward, shared: &Shared) {
     let dst = format!("{}:{}", bracket(&f.host), f.port);
     let mut entry = Entry::new("tcp", peer, dst);
     // `allow_host` still matches an IP literal by address.

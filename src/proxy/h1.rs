@@ -28,9 +28,9 @@ use tokio::net::TcpStream;
 use super::http::{CountingBody, HOP_BY_HOP};
 
 /// The most header fields an answer may have (hyper's limit too).
-const MAX_HEADERS: usize = 100;
+pub(super) const MAX_HEADERS: usize = 100;
 /// The most bytes an answer's head (status line and header fields) may take.
-const MAX_HEAD: usize = 64 * 1024;
+pub(super) const MAX_HEAD: usize = 64 * 1024;
 /// The most bytes of one chunk-size line or trailer section.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
 const MAX_TRAILERS: usize = 64 * 1024;
@@ -464,85 +464,17 @@ impl Conn {
     /// The next piece of an answer's body; `Ready(None)` at its end.
     pub fn poll_body(&mut self, state: &mut BodyState, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
         loop {
-            match *state {
-                BodyState::Done => return Poll::Ready(None),
-                BodyState::Length(rest) | BodyState::ChunkData(rest) => {
-                    if !self.buf.is_empty() {
-                        let n = rest.min(self.buf.len() as u64);
-                        let left = rest - n;
-                        *state = match (*state, left) {
-                            (BodyState::Length(_), 0) => BodyState::Done,
-                            (BodyState::Length(_), _) => BodyState::Length(left),
-                            (_, 0) => BodyState::ChunkEnd,
-                            _ => BodyState::ChunkData(left),
-                        };
-                        // `n` is at most the buffer's length, a usize.
-                        let data = self.take(n as usize);
-                        return Poll::Ready(Some(Ok(data)));
-                    }
+            match step(state, &self.buf)? {
+                Step::Data(n) => return Poll::Ready(Some(Ok(self.take(n)))),
+                Step::Framing(n) => {
+                    self.buf.advance(n);
+                    continue;
                 }
-                BodyState::UntilClose => {
-                    if !self.buf.is_empty() {
-                        return Poll::Ready(Some(Ok(self.take(self.buf.len()))));
-                    }
-                }
-                BodyState::ChunkSize => {
-                    if let Some(end) = memchr::memchr(b'\n', &self.buf) {
-                        let size = chunk_size(&self.buf[..end])?;
-                        self.buf.advance(end + 1);
-                        *state = if size == 0 {
-                            BodyState::Trailers(0)
-                        } else {
-                            BodyState::ChunkData(size)
-                        };
-                        continue;
-                    }
-                    if self.buf.len() > MAX_CHUNK_LINE {
-                        return Poll::Ready(Some(Err(Error::Invalid("a chunk-size line is too long".into()))));
-                    }
-                }
-                BodyState::ChunkEnd => {
-                    if self.buf.starts_with(b"\r\n") {
-                        self.buf.advance(2);
-                        *state = BodyState::ChunkSize;
-                        continue;
-                    }
-                    if self.buf.starts_with(b"\n") {
-                        self.buf.advance(1);
-                        *state = BodyState::ChunkSize;
-                        continue;
-                    }
-                    if self.buf.len() >= 2 || self.buf.first().is_some_and(|b| *b != b'\r') {
-                        return Poll::Ready(Some(Err(Error::Invalid("a chunk does not end with CRLF".into()))));
-                    }
-                }
-                BodyState::Trailers(seen) => {
-                    if let Some(end) = memchr::memchr(b'\n', &self.buf) {
-                        let empty = self.buf[..end].iter().all(|b| *b == b'\r');
-                        self.buf.advance(end + 1);
-                        *state = if empty {
-                            BodyState::Done
-                        } else {
-                            BodyState::Trailers(seen + end + 1)
-                        };
-                        if seen + end + 1 > MAX_TRAILERS {
-                            return Poll::Ready(Some(Err(Error::Invalid("the trailers are too long".into()))));
-                        }
-                        continue;
-                    }
-                }
+                Step::Done => return Poll::Ready(None),
+                Step::More => {}
             }
             match ready!(self.poll_fill(cx)) {
-                Ok(0) => {
-                    return Poll::Ready(match *state {
-                        BodyState::UntilClose => {
-                            *state = BodyState::Done;
-                            None
-                        }
-                        BodyState::Length(n) => Some(Err(Error::Truncated(n))),
-                        _ => Some(Err(Error::Cut)),
-                    });
-                }
+                Ok(0) => return Poll::Ready(at_close(state).map(Err)),
                 Ok(_) => {}
                 Err(e) => return Poll::Ready(Some(Err(Error::Io(e)))),
             }
@@ -550,20 +482,109 @@ impl Conn {
     }
 }
 
+/// What the bytes at the front of a body's buffer are: see [`step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The first n bytes are body data.
+    Data(usize),
+    /// The first n bytes were framing (a chunk-size line, a chunk's CRLF, trailers), read into the state.
+    Framing(usize),
+    /// More bytes are needed.
+    More,
+    /// The body has ended.
+    Done,
+}
+
+/// Reads the front of `buf`, the bytes of a body framed as `state` says, and moves `state` past what
+/// it names. The caller consumes the bytes a `Data` or `Framing` step names before the next step.
+pub fn step(state: &mut BodyState, buf: &[u8]) -> Result<Step, Error> {
+    Ok(match *state {
+        BodyState::Done => Step::Done,
+        BodyState::Length(rest) | BodyState::ChunkData(rest) => {
+            if buf.is_empty() {
+                return Ok(Step::More);
+            }
+            let n = rest.min(buf.len() as u64);
+            let left = rest - n;
+            *state = match (*state, left) {
+                (BodyState::Length(_), 0) => BodyState::Done,
+                (BodyState::Length(_), _) => BodyState::Length(left),
+                (_, 0) => BodyState::ChunkEnd,
+                _ => BodyState::ChunkData(left),
+            };
+            // `n` is at most the buffer's length, a usize.
+            Step::Data(n as usize)
+        }
+        BodyState::UntilClose if buf.is_empty() => Step::More,
+        BodyState::UntilClose => Step::Data(buf.len()),
+        BodyState::ChunkSize => match memchr::memchr(b'\n', buf) {
+            Some(end) => {
+                let size = chunk_size(&buf[..end])?;
+                *state = if size == 0 {
+                    BodyState::Trailers(0)
+                } else {
+                    BodyState::ChunkData(size)
+                };
+                Step::Framing(end + 1)
+            }
+            None if buf.len() > MAX_CHUNK_LINE => return Err(Error::Invalid("a chunk-size line is too long".into())),
+            None => Step::More,
+        },
+        BodyState::ChunkEnd => {
+            if buf.starts_with(b"\r\n") || buf.starts_with(b"\n") {
+                *state = BodyState::ChunkSize;
+                return Ok(Step::Framing(if buf[0] == b'\r' { 2 } else { 1 }));
+            }
+            if buf.len() >= 2 || buf.first().is_some_and(|b| *b != b'\r') {
+                return Err(Error::Invalid("a chunk does not end with CRLF".into()));
+            }
+            Step::More
+        }
+        BodyState::Trailers(seen) => match memchr::memchr(b'\n', buf) {
+            Some(end) => {
+                let empty = buf[..end].iter().all(|b| *b == b'\r');
+                *state = if empty {
+                    BodyState::Done
+                } else {
+                    BodyState::Trailers(seen + end + 1)
+                };
+                if seen + end + 1 > MAX_TRAILERS {
+                    return Err(Error::Invalid("the trailers are too long".into()));
+                }
+                Step::Framing(end + 1)
+            }
+            None => Step::More,
+        },
+    })
+}
+
+/// What the upstream closing its connection means for a body framed as `state`: None when that is
+/// the body's end (it ran to the close), else the error.
+pub fn at_close(state: &mut BodyState) -> Option<Error> {
+    match *state {
+        BodyState::UntilClose | BodyState::Done => {
+            *state = BodyState::Done;
+            None
+        }
+        BodyState::Length(n) => Some(Error::Truncated(n)),
+        _ => Some(Error::Cut),
+    }
+}
+
 /// How the answer's body is delimited (RFC 9112, section 6.3).
 /// What an answer's framing and its connection's reuse depend on, gathered from its fields in one pass.
 #[derive(Default)]
-struct Fields<'h> {
+pub(super) struct Fields<'h> {
     /// The last transfer coding named, once a `Transfer-Encoding` field was seen (empty when it named
     /// none).
-    transfer_encoding: Option<&'h [u8]>,
+    pub transfer_encoding: Option<&'h [u8]>,
     /// The `Content-Length`, once one was seen: its value, or why it cannot be used.
-    content_length: Option<Result<u64, String>>,
+    pub content_length: Option<Result<u64, String>>,
     /// `Connection` tokens.
-    close: bool,
-    keep_alive: bool,
+    pub close: bool,
+    pub keep_alive: bool,
     /// `Connection` values that name other fields, to be dropped with it.
-    connection_names: Vec<&'h [u8]>,
+    pub connection_names: Vec<&'h [u8]>,
 }
 
 /// Whether a field belongs to one hop (`http::HOP_BY_HOP`) and is not passed on. `name` is lowercase.
@@ -583,7 +604,7 @@ fn lowercase_short(name: &[u8], buf: &mut [u8; 20]) -> Option<usize> {
 
 impl<'h> Fields<'h> {
     /// Takes in one field; whether it is end-to-end (to be passed on).
-    fn add(&mut self, name: &[u8], value: &'h [u8]) -> bool {
+    pub fn add(&mut self, name: &[u8], value: &'h [u8]) -> bool {
         // Only names of these lengths are read here (te; trailer, upgrade; connection, keep-alive;
         // content-length; proxy-connection; transfer-encoding; proxy-authenticate;
         // proxy-authorization): most fields are settled by their length alone.
@@ -655,7 +676,7 @@ impl<'h> Fields<'h> {
     }
 }
 
-fn framing(method: &Method, status: StatusCode, fields: &Fields<'_>) -> Result<Framing, Error> {
+pub(super) fn framing(method: &Method, status: StatusCode, fields: &Fields<'_>) -> Result<Framing, Error> {
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return Ok(Framing::Upgrade);
     }
@@ -698,7 +719,7 @@ fn chunk_size(line: &[u8]) -> Result<u64, Error> {
 }
 
 /// `n` in decimal, written into `buf`.
-fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+pub(super) fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -712,7 +733,7 @@ fn itoa_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 }
 
 /// A chunk-size line for `n` bytes (`{n:x}\r\n`) written into `buf`: its length.
-fn hex_line(n: usize, buf: &mut [u8; 18]) -> usize {
+pub(super) fn hex_line(n: usize, buf: &mut [u8; 18]) -> usize {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut digits = [0u8; 16];
     let mut i = digits.len();

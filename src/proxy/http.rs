@@ -100,6 +100,75 @@ impl Body for Watched {
 }
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, mode: Mode, shared: Arc<Shared>) {
+    serve_io(stream, peer, mode, shared).await;
+}
+
+/// A connection the forward loop began to serve and handed over: `early` holds the bytes it read
+/// from the client and did not use (the start of the request it does not serve itself).
+pub async fn serve_handed_over(stream: TcpStream, early: Vec<u8>, peer: SocketAddr, mode: Mode, shared: Arc<Shared>) {
+    let io = Prefixed {
+        early,
+        at: 0,
+        inner: stream,
+    };
+    serve_io(io, peer, mode, shared).await;
+}
+
+/// A stream that yields `early[at..]` before what it reads from `inner`.
+struct Prefixed {
+    early: Vec<u8>,
+    at: usize,
+    inner: TcpStream,
+}
+
+impl tokio::io::AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if let Some(rest) = this.early.get(this.at..).filter(|r| !r.is_empty()) {
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.at += n;
+            if this.at == this.early.len() {
+                this.early = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Prefixed {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+async fn serve_io<I>(io: I, peer: SocketAddr, mode: Mode, shared: Arc<Shared>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let stream = io;
     let conn = Arc::new(Conn {
         peer,
         mode,

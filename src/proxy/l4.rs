@@ -17,9 +17,9 @@
 //! - closing a socket removes it from epoll; nothing is deregistered one by one.
 //!
 //! Decisions, the access log and the counters are the ones the other listeners use (`conn.rs`).
-//! A connection whose forward names a service of the registry (`--services`) is mesh traffic: it is
-//! handed to the async runtime, which routes it as HTTP. Forwards to a host name (resolved per
-//! connection) stay on the runtime as well.
+//! A connection whose forward names a service of the registry (`--services`) is mesh traffic: the
+//! same loop serves it as routed HTTP (`lane.rs`), handing to the async runtime only the requests that
+//! need its machinery. Forwards to a host name (resolved per connection) stay on the runtime.
 //!
 //! Every worker thread polls all forward listeners, registered with `EPOLLEXCLUSIVE` so that a new
 //! connection wakes one of them. On shutdown the listeners are closed at once and each thread exits
@@ -42,7 +42,7 @@ use super::access_log::Entry;
 use super::conn::{self, UpstreamError};
 use super::splice::{CHUNK, Pipe, splice};
 use super::state::Shared;
-use super::{Forward, http};
+use super::{Forward, lane};
 
 /// The scratch buffer each thread reads small transfers through. A read that fills it switches its
 /// direction to splice.
@@ -60,19 +60,19 @@ const FIRST_CONN: usize = 1 << KEY_SHIFT;
 /// events for the old sockets are still in the batch being handled; the tag tells them apart, so a
 /// stale event never reaches (or, worse, marks connected) the connection that took the key.
 const KEY_SHIFT: u32 = 24;
-const KEY_MASK: usize = (1 << (KEY_SHIFT - 1)) - 1;
+pub(super) const KEY_MASK: usize = (1 << (KEY_SHIFT - 1)) - 1;
 
-fn conn_token(key: usize, serial: u64, upstream: bool) -> Token {
+pub(super) fn conn_token(key: usize, serial: u64, upstream: bool) -> Token {
     Token((tag(serial) << KEY_SHIFT) | (key << 1) | usize::from(upstream))
 }
 
 /// The tag of a serial number: 1..=2^32-1 (0 would collide with the listeners' tokens).
-fn tag(serial: u64) -> usize {
+pub(super) fn tag(serial: u64) -> usize {
     (serial % 0xFFFF_FFFF) as usize + 1
 }
 
 /// (slab key, tag, upstream side) of a connection's token.
-fn parse_token(t: usize) -> (usize, usize, bool) {
+pub(super) fn parse_token(t: usize) -> (usize, usize, bool) {
     ((t >> 1) & KEY_MASK, t >> KEY_SHIFT, t & 1 == 1)
 }
 
@@ -80,28 +80,26 @@ fn parse_token(t: usize) -> (usize, usize, bool) {
 pub struct Listener {
     pub listener: std::net::TcpListener,
     pub forward: Arc<Forward>,
-    /// The forward's destination, parsed once.
-    pub target: SocketAddr,
-    /// `ip:port` as the access log shows it.
+    /// The forward's destination when it is an IP address, parsed once.
+    pub target: Option<SocketAddr>,
+    /// `host:port` as the access log shows it.
     pub dst: Arc<str>,
 }
 
 impl Listener {
-    /// A listener for `forward`, when its destination is an IP address (host names stay on the async
-    /// runtime, which resolves them per connection).
-    pub fn new(listener: std::net::TcpListener, forward: Arc<Forward>) -> Result<Listener, std::net::TcpListener> {
+    /// A listener for `forward`.
+    pub fn new(listener: std::net::TcpListener, forward: Arc<Forward>) -> Listener {
         let bare = forward.host.trim_start_matches('[').trim_end_matches(']');
-        match bare.parse::<IpAddr>() {
-            Ok(ip) => {
-                let target = SocketAddr::new(ip, forward.port);
-                Ok(Listener {
-                    listener,
-                    dst: Arc::from(target.to_string()),
-                    forward,
-                    target,
-                })
-            }
-            Err(_) => Err(listener),
+        let target = bare.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, forward.port));
+        let dst = match target {
+            Some(t) => t.to_string(),
+            None => format!("{}:{}", conn::bracket(&forward.host), forward.port),
+        };
+        Listener {
+            listener,
+            dst: Arc::from(dst),
+            forward,
+            target,
         }
     }
 }
@@ -141,6 +139,7 @@ impl Relay {
                     forward: l.forward.clone(),
                     target: l.target,
                     dst: l.dst.clone(),
+                    service: Arc::new(lane::Service::new(&l.forward.host, l.forward.port)),
                 });
             }
             let mut worker = Worker {
@@ -150,11 +149,12 @@ impl Relay {
                 timeouts: VecDeque::new(),
                 scratch: vec![0; SCRATCH].into_boxed_slice(),
                 shared: shared.clone(),
+                stopping: stopping.clone(),
                 runtime: runtime.clone(),
                 held: held.clone(),
-                stopping: stopping.clone(),
                 paused_until: None,
                 serial: 0,
+                lanes: lane::Lanes::new(shared.clone(), runtime.clone(), held.clone()),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("meshctl-l4-{n}"))
@@ -207,8 +207,10 @@ struct Accepting {
     /// None once the loop stops accepting.
     listener: Option<TcpListener>,
     forward: Arc<Forward>,
-    target: SocketAddr,
+    target: Option<SocketAddr>,
     dst: Arc<str>,
+    /// The forward's destination as a mesh service (used when the registry has it).
+    service: Arc<lane::Service>,
 }
 
 struct Worker {
@@ -226,6 +228,8 @@ struct Worker {
     paused_until: Option<Instant>,
     /// Tells a slab entry from an earlier one with the same key (for the timeout queue).
     serial: u64,
+    /// Mesh traffic: routed HTTP served on this loop.
+    lanes: lane::Lanes,
 }
 
 impl Worker {
@@ -236,8 +240,9 @@ impl Worker {
             if accepting && self.stopping.load(Ordering::SeqCst) {
                 accepting = false;
                 self.close_listeners();
+                self.lanes.stop();
             }
-            if !accepting && self.conns.is_empty() {
+            if !accepting && self.conns.is_empty() && self.lanes.is_empty() {
                 return;
             }
             let timeout = self
@@ -253,6 +258,7 @@ impl Worker {
             for event in &events {
                 match event.token() {
                     WAKER => {}
+                    Token(t) if t & lane::LANE_BIT != 0 => self.lanes.event(self.poll.registry(), event),
                     Token(t) if t < FIRST_CONN => self.accept(t - 1),
                     Token(t) => {
                         let (key, tag, upstream_side) = parse_token(t);
@@ -267,15 +273,19 @@ impl Worker {
                 }
             }
             self.expire();
+            self.lanes.expire(self.poll.registry());
         }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let first = self.timeouts.front().map(|t| t.0);
-        match (first, self.paused_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.timeouts.front().map(|t| t.0),
+            self.paused_until,
+            self.lanes.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn close_listeners(&mut self) {
@@ -331,19 +341,24 @@ impl Worker {
         }
     }
 
-    /// A new client on listener `index`: decide, then connect (or hand it to the runtime).
+    /// A new client on listener `index`: decide, then connect (or serve it as mesh traffic).
     fn start(&mut self, index: usize, client: TcpStream, peer: SocketAddr) {
         let Some(a) = self.listeners.get(index) else { return };
-        let (forward, target) = (a.forward.clone(), a.target);
-        let mut entry = Entry::new("tcp", peer, a.dst.to_string());
-        let verdict = {
+        let forward = a.forward.clone();
+        let (verdict, target) = {
             let active = self.shared.rules();
             if active.registry.lookup(&forward.host, forward.port).is_some() {
                 drop(active);
-                return self.hand_to_runtime(client, peer, &forward);
+                let service = a.service.clone();
+                return self.lanes.accept(self.poll.registry(), client, peer, &service);
             }
-            conn::allow_addr(&active, target.ip(), target.port())
+            let Some(target) = a.target else {
+                drop(active);
+                return self.hand_to_runtime(client, peer, forward);
+            };
+            (conn::allow_addr(&active, target.ip(), target.port()), target)
         };
+        let mut entry = Entry::new("tcp", peer, a.dst.to_string());
         let Some(rule) = verdict else {
             // Dropping the client closes it at once.
             return conn::deny(&self.shared, entry);
@@ -391,18 +406,17 @@ impl Worker {
             .push_back((Instant::now() + self.shared.connect_timeout, key, serial));
     }
 
-    /// Mesh traffic through a forward: the runtime routes it as HTTP.
-    fn hand_to_runtime(&self, client: TcpStream, peer: SocketAddr, forward: &Forward) {
+    /// A forward to a host name that is not a mesh service: the runtime resolves it per connection.
+    fn hand_to_runtime(&self, client: TcpStream, peer: SocketAddr, forward: Arc<Forward>) {
         // Still non-blocking, and never registered with this loop.
         let std = std::net::TcpStream::from(client);
         let shared = self.shared.clone();
         let held = self.held.clone();
-        let mode = http::Mode::service(&forward.host, forward.port);
         self.runtime.spawn(async move {
             let _held = held;
             let _active = shared.metrics.track();
             if let Ok(stream) = tokio::net::TcpStream::from_std(std) {
-                Box::pin(http::serve(stream, peer, mode, shared.clone())).await;
+                conn::forward(stream, peer, &forward, &shared).await;
             }
         });
     }

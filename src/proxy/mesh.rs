@@ -22,7 +22,7 @@ use super::clock::ConnClock;
 use super::conn::{self, UpstreamError};
 use super::h1::{self, BodyState, Framing, Payload};
 use super::http::{CountingBody, LogOnDrop, ProxyBody, local, strip_hop_by_hop};
-use super::routes::{Cluster, RequestFacts, RouteAction, RuleAction, chance};
+use super::routes::{Cluster, Headers, RequestFacts, RouteAction, RuleAction, chance};
 use super::state::{Active, Shared};
 use crate::model::destination_policy::LbPolicy;
 
@@ -238,6 +238,12 @@ impl ClusterState {
                 Arc::new(EndpointState {
                     host: host.to_string(),
                     port,
+                    ip: host
+                        .trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .ok()
+                        .map(|ip| SocketAddr::new(ip, port)),
                     address: format!("{}:{port}", conn::bracket(host)),
                     in_flight: AtomicU64::new(0),
                     errors: AtomicU32::new(0),
@@ -248,7 +254,7 @@ impl ClusterState {
             .clone()
     }
 
-    fn record(&self, status: u16, took: Duration) {
+    pub(super) fn record(&self, status: u16, took: Duration) {
         *lock(&self.codes).entry(status).or_default() += 1;
         let secs = took.as_secs_f64();
         let mut h = lock(&self.latency);
@@ -263,6 +269,8 @@ impl ClusterState {
 pub struct EndpointState {
     pub host: String,
     pub port: u16,
+    /// The address, when the host is an IP address (else it is resolved per connection).
+    pub ip: Option<SocketAddr>,
     /// `host:port`.
     pub address: String,
     in_flight: AtomicU64,
@@ -286,7 +294,36 @@ struct Pooled {
 }
 
 /// Counts a connection in its cluster for as long as it is open.
-struct Counted(Arc<ClusterState>);
+pub(super) struct Counted(Arc<ClusterState>);
+
+impl Counted {
+    /// Counts one more connection of `cluster`, unless it has reached its `maxConnections`.
+    pub(super) fn open(cluster: &Cluster) -> Option<Counted> {
+        let state = &cluster.state;
+        let max = cluster.policy.max_connections;
+        state
+            .connections
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Counted(state.clone()))
+    }
+}
+
+/// Whether `cluster` has `httpMaxRequests` requests in flight.
+pub(super) fn at_max_requests(cluster: &Cluster) -> bool {
+    cluster.state.in_flight.load(Ordering::Relaxed) >= cluster.policy.max_requests
+}
+
+/// Counts a request in flight on `endpoint` of `cluster` (`up`), or its end.
+pub(super) fn in_flight(cluster: &Cluster, endpoint: &EndpointState, up: bool) {
+    if up {
+        endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
+        cluster.state.in_flight.fetch_add(1, Ordering::Relaxed);
+    } else {
+        endpoint.in_flight.fetch_sub(1, Ordering::Relaxed);
+        cluster.state.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 impl Drop for Counted {
     fn drop(&mut self) {
@@ -450,7 +487,7 @@ pub async fn handle(
         method: req.method().as_str(),
         path: req.uri().path(),
         authority: &authority,
-        headers: req.headers(),
+        headers: Headers::Map(req.headers()),
     });
     let (action, uri_prefix) = match rule {
         Some(r) => {
@@ -871,7 +908,7 @@ fn payload(body: &mut Replay) -> Payload {
 
 /// The endpoint for the next request, by the policy's balancer, skipping ejected endpoints unless
 /// every one is ejected.
-fn pick(cluster: &Cluster) -> Arc<EndpointState> {
+pub(super) fn pick(cluster: &Cluster) -> Arc<EndpointState> {
     let eps = &cluster.endpoints;
     let n = eps.len();
     let start = cluster.state.rr.fetch_add(1, Ordering::Relaxed);
@@ -1173,7 +1210,7 @@ fn is_websocket(h: &HeaderMap) -> bool {
 }
 
 /// `rewrite.uri`: replaces the prefix the rule matched, else the whole path; the query stays.
-fn rewrite_path(path_and_query: &str, prefix: Option<&str>, new: &str) -> String {
+pub(super) fn rewrite_path(path_and_query: &str, prefix: Option<&str>, new: &str) -> String {
     let (path, query) = match path_and_query.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (path_and_query, None),

@@ -9,6 +9,7 @@ pub mod conn;
 pub mod h1;
 pub mod http;
 pub mod l4;
+pub mod lane;
 pub mod mesh;
 pub mod metrics;
 pub mod orig_dst;
@@ -223,7 +224,6 @@ async fn serve(
     let proxy_listener = bind(listen, "--listen").await?;
     // Forwards to an IP address run on the epoll loops of `l4`; forwards to a host name, which is
     // resolved per connection, on the runtime.
-    let mut forward_listeners = Vec::new();
     let mut l4_listeners = Vec::new();
     let mut forwarding = Vec::new();
     for f in forwards {
@@ -235,10 +235,7 @@ async fn serve(
             f.port
         ));
         let f = Arc::new(f);
-        match l4::Listener::new(std, f.clone()) {
-            Ok(l) => l4_listeners.push(l),
-            Err(std) => forward_listeners.push((TcpListener::from_std(std)?, f)),
-        }
+        l4_listeners.push(l4::Listener::new(std, f.clone()));
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -273,15 +270,6 @@ async fn serve(
         shared.stop.subscribe(),
         held.clone(),
     ));
-    for (l, f) in forward_listeners {
-        tokio::spawn(conn::accept_loop(
-            l,
-            conn::Role::Forward(f),
-            shared.clone(),
-            shared.stop.subscribe(),
-            held.clone(),
-        ));
-    }
     // The loops hold duplicates of the listeners; the originals close here, so that stopping the
     // loops closes the ports.
     let relay = if l4_listeners.is_empty() {

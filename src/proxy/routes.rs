@@ -183,7 +183,36 @@ pub struct RequestFacts<'a> {
     /// The path without the query.
     pub path: &'a str,
     pub authority: &'a str,
-    pub headers: &'a http::HeaderMap,
+    pub headers: Headers<'a>,
+}
+
+/// A request's header fields: parsed into a map (hyper's server), or as `httparse` read them off the
+/// wire (the forward loop's).
+#[derive(Clone, Copy)]
+pub enum Headers<'a> {
+    Map(&'a http::HeaderMap),
+    Raw(&'a [httparse::Header<'a>]),
+}
+
+impl<'a> Headers<'a> {
+    /// Calls `f` with each value of the field `name`, in order, skipping values that are not visible
+    /// ASCII (what `HeaderValue::to_str` refuses).
+    fn each(self, name: &HeaderName, mut f: impl FnMut(&'a str)) {
+        match self {
+            Headers::Map(map) => map.get_all(name).iter().filter_map(|v| v.to_str().ok()).for_each(f),
+            Headers::Raw(fields) => {
+                for field in fields {
+                    if !field.name.eq_ignore_ascii_case(name.as_str()) {
+                        continue;
+                    }
+                    let visible = field.value.iter().all(|&b| (b >= 32 && b != 127) || b == b'\t');
+                    if let (true, Ok(v)) = (visible, std::str::from_utf8(field.value)) {
+                        f(v);
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,20 +249,21 @@ impl CompiledRule {
             Field::Scheme => m.matches("http"),
             Field::Method => m.matches(req.method),
             Field::Header(name) => {
-                let mut values = req.headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
-                match values.next() {
-                    None => false,
-                    Some(first) => match values.next() {
-                        None => m.matches(first),
-                        Some(second) => {
-                            let mut joined = format!("{first},{second}");
-                            for v in values {
-                                joined.push(',');
-                                joined.push_str(v);
-                            }
-                            m.matches(&joined)
-                        }
-                    },
+                // Several fields of one name are matched as one value, joined by commas.
+                let mut first: Option<&str> = None;
+                let mut joined: Option<String> = None;
+                req.headers.each(name, |v| match (&mut joined, first) {
+                    (Some(j), _) => {
+                        j.push(',');
+                        j.push_str(v);
+                    }
+                    (None, Some(f)) => joined = Some(format!("{f},{v}")),
+                    (None, None) => first = Some(v),
+                });
+                match (joined, first) {
+                    (Some(j), _) => m.matches(&j),
+                    (None, Some(f)) => m.matches(f),
+                    (None, None) => false,
                 }
             }
         })
@@ -893,7 +923,7 @@ mod tests {
             method: "GET",
             path,
             authority: "reviews:9080",
-            headers: h,
+            headers: Headers::Map(h),
         };
         s.select(&facts).map(|r| r.id.clone())
     }
@@ -947,7 +977,7 @@ spec:
             method: "GET",
             path: "/",
             authority: "reviews",
-            headers: &jason,
+            headers: Headers::Map(&jason),
         });
         let RuleAction::Route(a) = &rule.unwrap().action else {
             panic!("a route")
