@@ -29,17 +29,12 @@ const DENY_LOOK: Duration = Duration::from_millis(50);
 /// The copy buffer per direction.
 const BUFFER: usize = 64 * 1024;
 
-#[derive(Clone)]
-pub enum Role {
-    /// HTTP forward proxy, CONNECT and SOCKS5; with `transparent`, also redirected traffic.
-    Explicit { transparent: bool },
-}
-
-/// Accepts until `stop` turns true; each connection runs on its own task and holds `held` until it
-/// ends, so shutdown can wait for them.
+/// Accepts on the proxy port (HTTP forward proxy, CONNECT and SOCKS5; with `transparent`, also
+/// redirected traffic) until `stop` turns true; each connection runs on its own task and holds `held`
+/// until it ends, so shutdown can wait for them. (Forwards are accepted by the loops of `l4`.)
 pub async fn accept_loop(
     listener: TcpListener,
-    role: Role,
+    transparent: bool,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     held: watch::Receiver<()>,
@@ -61,16 +56,11 @@ pub async fn accept_loop(
         // TCP_NODELAY is inherited from the listener (see `bind`).
         let shared = shared.clone();
         let held = held.clone();
-        match &role {
-            Role::Explicit { transparent } => {
-                let transparent = *transparent;
-                tokio::spawn(async move {
-                    let _held = held;
-                    let _active = shared.metrics.track();
-                    explicit(stream, peer, transparent, &shared).await
-                });
-            }
-        }
+        tokio::spawn(async move {
+            let _held = held;
+            let _active = shared.metrics.track();
+            explicit(stream, peer, transparent, &shared).await
+        });
     }
 }
 

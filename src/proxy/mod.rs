@@ -120,6 +120,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         identity,
         ..
     } = config;
+    let services_stamp = services.as_deref().and_then(source::stamp);
     let registry = match &services {
         Some(path) => services::Registry::load(path).map_err(UsageError)?,
         None => services::Registry::empty(),
@@ -157,6 +158,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         Followers {
             rules: follower,
             services,
+            services_stamp,
         },
     ));
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -201,6 +203,8 @@ struct Listeners {
 struct Followers {
     rules: source::Follower,
     services: Option<PathBuf>,
+    /// The registry file's stamp from before it was loaded.
+    services_stamp: Option<source::Stamp>,
 }
 
 async fn serve(
@@ -212,6 +216,7 @@ async fn serve(
     let Followers {
         rules: follower,
         services,
+        services_stamp,
     } = followers;
     let Listeners {
         listen,
@@ -265,7 +270,7 @@ async fn serve(
     tokio::spawn(admin::serve(admin_listener, shared.clone(), shared.stop.subscribe()));
     tokio::spawn(conn::accept_loop(
         proxy_listener,
-        conn::Role::Explicit { transparent },
+        transparent,
         shared.clone(),
         shared.stop.subscribe(),
         held.clone(),
@@ -300,7 +305,7 @@ async fn serve(
         let stop = follow_stop.clone();
         std::thread::Builder::new()
             .name("meshctl-services".into())
-            .spawn(move || source::follow_services(path, shared, stop))
+            .spawn(move || source::follow_services(path, services_stamp, shared, stop))
             .context("starting the services thread")?;
     }
     shared.ready.store(true, Ordering::SeqCst);

@@ -128,11 +128,19 @@ fn plural_policies(n: usize) -> String {
     }
 }
 
+/// What tells a file's versions apart when it is polled: its length and modification time.
+pub type Stamp = (u64, Option<std::time::SystemTime>);
+
+pub fn stamp(path: &std::path::Path) -> Option<Stamp> {
+    std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()))
+}
+
 /// Follows the service registry file (polled like `-f` rule files) until `stop` is set; runs on its
 /// own thread. A file that fails to load is refused and the registry in force stays.
-pub fn follow_services(path: PathBuf, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
-    let stamp = |p: &PathBuf| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().ok()));
-    let mut last = stamp(&path);
+/// `loaded` is the file's stamp taken before the registry in force was read from it, so that a change
+/// made while the proxy was starting is not missed.
+pub fn follow_services(path: PathBuf, loaded: Option<Stamp>, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let mut last = loaded;
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(FILE_POLL);
         let now = stamp(&path);
