@@ -115,8 +115,6 @@ struct Client {
     writable: bool,
     /// The client's end of stream was reported: read until it comes.
     hup: bool,
-    /// The client has ended its side (a read returned 0).
-    read_closed: bool,
     /// Close once the answer in progress is written.
     close_after: bool,
     /// When the wait for the next request head started; None while an exchange is in progress.
@@ -193,11 +191,50 @@ struct Close;
 enum Begin {
     /// Not all of it is in yet.
     Partial,
-    /// The runtime serves it.
-    HandOver,
+    /// The runtime serves it, for this reason.
+    HandOver(Handover),
     Started,
     /// The client connection is to be closed.
     Close,
+}
+
+/// Why a connection was handed over to the runtime (`/metrics` counts each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// Not plain HTTP/1.1 in origin form with its body in hand (see the module's comment).
+    Request,
+    /// The forward's service left the registry.
+    Service,
+    /// The RouteRule redirects, or has faults, retries, a mirror or a CORS policy.
+    Rule,
+    /// A DestinationPolicy governs the cluster.
+    Policy,
+    /// The cluster has no endpoint, or the endpoint is named by a host name.
+    Endpoint,
+    /// The cluster is at its request or connection limit.
+    Limit,
+}
+
+impl Handover {
+    pub const ALL: [Handover; 6] = [
+        Handover::Request,
+        Handover::Service,
+        Handover::Rule,
+        Handover::Policy,
+        Handover::Endpoint,
+        Handover::Limit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handover::Request => "request",
+            Handover::Service => "service",
+            Handover::Rule => "rule",
+            Handover::Policy => "policy",
+            Handover::Endpoint => "endpoint",
+            Handover::Limit => "limit",
+        }
+    }
 }
 
 /// A routed request, before its exchange starts.
@@ -264,7 +301,6 @@ impl Lanes {
             readable: false,
             writable: true,
             hup: false,
-            read_closed: false,
             close_after: false,
             waiting_since: Some(now),
             armed: None,
@@ -500,7 +536,8 @@ impl Lanes {
         }
         match self.begin(registry, key) {
             Begin::Started => return Ok(true),
-            Begin::HandOver => {
+            Begin::HandOver(why) => {
+                self.shared.metrics.forward_handovers[why as usize].fetch_add(1, Ordering::Relaxed);
                 self.hand_over(registry, key);
                 return Ok(false);
             }
@@ -510,16 +547,15 @@ impl Lanes {
         let Some(c) = self.clients.get_mut(key) else {
             return Ok(false);
         };
-        if (c.readable || c.hup) && !c.read_closed {
+        if c.readable || c.hup {
             match c.buf.fill(&c.sock, &mut c.readable) {
-                Ok(Some(0)) => c.read_closed = true,
+                // The client ended its side between requests (or in the middle of a head, which
+                // gets no answer).
+                Ok(Some(0)) => return Err(Close),
                 Ok(Some(_)) => moved = true,
                 Ok(None) => {}
                 Err(_) => return Err(Close),
             }
-        } else if c.read_closed {
-            // Ended between requests (or in the middle of a head, which gets no answer).
-            return Err(Close);
         }
         Ok(moved)
     }
@@ -549,7 +585,7 @@ impl Lanes {
             Some(k) => (k, None),
             None => {
                 let Some(counted) = Counted::open(&plan.cluster) else {
-                    return Begin::HandOver;
+                    return Begin::HandOver(Handover::Limit);
                 };
                 match self.open(registry, &plan.endpoint, counted) {
                     Ok(k) => (k, Some(Instant::now() + self.shared.connect_timeout)),
@@ -1064,13 +1100,13 @@ fn plan(c: &mut Client, shared: &Shared) -> Result<Plan, Begin> {
     {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if data.len() <= h1::MAX_HEAD => return Err(Begin::Partial),
-        _ => return Err(Begin::HandOver),
+        _ => return Err(Begin::HandOver(Handover::Request)),
     };
     let (Some(method), Some(path), Some(1)) = (req.method, req.path, req.version) else {
-        return Err(Begin::HandOver);
+        return Err(Begin::HandOver(Handover::Request));
     };
     if method == "CONNECT" || !path.starts_with('/') {
-        return Err(Begin::HandOver);
+        return Err(Begin::HandOver(Handover::Request));
     }
     let mut fields = Fields::default();
     for f in req.headers.iter() {
@@ -1078,23 +1114,23 @@ fn plan(c: &mut Client, shared: &Shared) -> Result<Plan, Begin> {
         let special = (name.len() == 7 && name.eq_ignore_ascii_case(b"upgrade"))
             || (name.len() == 6 && name.eq_ignore_ascii_case(b"expect"));
         if special {
-            return Err(Begin::HandOver);
+            return Err(Begin::HandOver(Handover::Request));
         }
         fields.add(name, f.value);
     }
     let body_len = match &fields.content_length {
-        _ if fields.transfer_encoding.is_some() => return Err(Begin::HandOver),
-        Some(Err(_)) => return Err(Begin::HandOver),
+        _ if fields.transfer_encoding.is_some() => return Err(Begin::HandOver(Handover::Request)),
+        Some(Err(_)) => return Err(Begin::HandOver(Handover::Request)),
         Some(Ok(n)) => *n,
         None => 0,
     };
     let Ok(body) = usize::try_from(body_len) else {
-        return Err(Begin::HandOver);
+        return Err(Begin::HandOver(Handover::Request));
     };
     let consumed = head_len.saturating_add(body);
     if consumed > data.len() {
         return Err(if consumed > MAX_BUFFERED {
-            Begin::HandOver
+            Begin::HandOver(Handover::Request)
         } else {
             Begin::Partial
         });
@@ -1103,10 +1139,10 @@ fn plan(c: &mut Client, shared: &Shared) -> Result<Plan, Begin> {
     // The route.
     let active = shared.rules();
     let Some(svc) = active.registry.lookup(&service.host, service.port) else {
-        return Err(Begin::HandOver);
+        return Err(Begin::HandOver(Handover::Service));
     };
     let Some(routes) = active.routes.service(svc.fqdn()) else {
-        return Err(Begin::HandOver);
+        return Err(Begin::HandOver(Handover::Service));
     };
     let path_only = path.split_once('?').map_or(path, |(p, _)| p);
     let rule = routes.select(&RequestFacts {
@@ -1118,7 +1154,7 @@ fn plan(c: &mut Client, shared: &Shared) -> Result<Plan, Begin> {
     let (action, uri_prefix, rule_id) = match rule {
         Some(r) => match &r.action {
             RuleAction::Route(a) => (a, r.uri_prefix.as_deref(), Some(&r.id)),
-            RuleAction::Redirect { .. } => return Err(Begin::HandOver),
+            RuleAction::Redirect { .. } => return Err(Begin::HandOver(Handover::Rule)),
         },
         None => (&routes.fallback, None, None),
     };
@@ -1128,15 +1164,21 @@ fn plan(c: &mut Client, shared: &Shared) -> Result<Plan, Begin> {
         && action.mirror.is_none()
         && action.retry.as_ref().is_none_or(|r| r.attempts == 0);
     if !plain {
-        return Err(Begin::HandOver);
+        return Err(Begin::HandOver(Handover::Rule));
     }
     let cluster = action.pick();
-    if cluster.endpoints.is_empty() || cluster.policy.id.is_some() || mesh::at_max_requests(cluster) {
-        return Err(Begin::HandOver);
+    if cluster.endpoints.is_empty() {
+        return Err(Begin::HandOver(Handover::Endpoint));
+    }
+    if cluster.policy.id.is_some() {
+        return Err(Begin::HandOver(Handover::Policy));
+    }
+    if mesh::at_max_requests(cluster) {
+        return Err(Begin::HandOver(Handover::Limit));
     }
     let endpoint = mesh::pick(cluster);
     if endpoint.ip.is_none() {
-        return Err(Begin::HandOver);
+        return Err(Begin::HandOver(Handover::Endpoint));
     }
     let timeout = action
         .timeout_header

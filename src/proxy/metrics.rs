@@ -3,6 +3,8 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use super::lane::Handover;
+
 #[derive(Default)]
 pub struct Metrics {
     pub connections_allowed: AtomicU64,
@@ -21,6 +23,8 @@ pub struct Metrics {
     pub reloads: AtomicU64,
     pub reloads_refused: AtomicU64,
     pub access_log_dropped: AtomicU64,
+    /// Forward connections handed from the forward loop to the runtime, by `lane::Handover`.
+    pub forward_handovers: [AtomicU64; 6],
 }
 
 /// Counts a connection as active for as long as it lives.
@@ -133,6 +137,20 @@ impl Metrics {
             "counter",
             "Access log lines dropped because the log could not keep up.",
             &[("", get(&self.access_log_dropped).to_string())],
+        );
+        let handovers: Vec<(String, String)> = Handover::ALL
+            .iter()
+            .map(|h| {
+                let n = self.forward_handovers.get(*h as usize).map_or(0, get);
+                (format!("{{reason=\"{}\"}}", h.as_str()), n.to_string())
+            })
+            .collect();
+        let handovers: Vec<(&str, String)> = handovers.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
+        family(
+            "meshctl_proxy_forward_handovers_total",
+            "counter",
+            "Mesh connections through a forward that the forward loop handed to the general HTTP server, by the reason of the request that needed it.",
+            &handovers,
         );
         out
     }

@@ -6,6 +6,7 @@ mod fuzz;
 mod proxy_faults;
 mod proxy_forward;
 mod proxy_http;
+mod proxy_lane;
 mod proxy_mysql;
 mod proxy_netns;
 mod proxy_routing;
