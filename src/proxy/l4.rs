@@ -58,7 +58,9 @@ const FIRST_CONN: usize = 1 << KEY_SHIFT;
 /// A connection's token: `tag << KEY_SHIFT | key << 1 | side`, where `tag` (never 0) comes from the
 /// connection's serial number. A slab key is reused as soon as its connection ends, possibly while
 /// events for the old sockets are still in the batch being handled; the tag tells them apart, so a
-/// stale event never reaches (or, worse, marks connected) the connection that took the key.
+/// stale event never reaches (or, worse, marks connected) the connection that took the key. The
+/// routed HTTP connections of `lane` use the same form with [`lane::LANE_BIT`] set (the tag takes at
+/// most 32 bits above the shift, so that bit is free).
 const KEY_SHIFT: u32 = 24;
 pub(super) const KEY_MASK: usize = (1 << (KEY_SHIFT - 1)) - 1;
 
@@ -710,6 +712,10 @@ mod tests {
                 for upstream in [false, true] {
                     let t = conn_token(key, serial, upstream);
                     assert!(t.0 >= FIRST_CONN, "{key} {serial} {upstream}");
+                    assert!(
+                        t.0 < lane::LANE_BIT,
+                        "a relay token reaches the lane's bit: {key} {serial}"
+                    );
                     assert_eq!(parse_token(t.0), (key, tag(serial), upstream));
                 }
             }

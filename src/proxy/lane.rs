@@ -1036,7 +1036,7 @@ impl Buf {
     }
 
     fn consume(&mut self, n: usize) {
-        self.at = (self.at + n).min(self.end);
+        self.at = self.at.saturating_add(n).min(self.end);
         if self.at == self.end {
             self.at = 0;
             self.end = 0;
@@ -1411,5 +1411,102 @@ impl DateCache {
             self.field.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(&self.field);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair: a mio stream (the proxy's side) and a blocking std stream (the peer).
+    fn pair() -> (TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        (TcpStream::from_std(ours), peer)
+    }
+
+    /// Fills `buf` until it holds `want` bytes (the peer's writes may arrive in pieces).
+    fn fill_to(buf: &mut Buf, sock: &TcpStream, want: usize) {
+        let mut readable = true;
+        for _ in 0..10_000 {
+            if buf.bytes().len() >= want {
+                return;
+            }
+            match buf.fill(sock, &mut readable) {
+                Ok(Some(0)) => panic!("closed at {} of {want} bytes", buf.bytes().len()),
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("only {} of {want} bytes", buf.bytes().len());
+    }
+
+    #[test]
+    fn a_buffer_keeps_unused_bytes_in_order_across_compaction_and_growth() {
+        let (ours, mut peer) = pair();
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        let mut buf = Buf::default();
+        let mut expect_from = 0;
+        let mut sent = 0;
+        // Send in uneven pieces, use some of what arrived each time, and check what is left.
+        for (i, piece) in [1_000usize, 17_000, 30, 40_000, 11_969, 30_001].iter().enumerate() {
+            peer.write_all(&data[sent..sent + piece]).unwrap();
+            sent += piece;
+            fill_to(&mut buf, &ours, sent - expect_from);
+            assert_eq!(buf.bytes(), &data[expect_from..sent], "after piece {i}");
+            let used = buf.bytes().len() / 2;
+            buf.consume(used);
+            expect_from += used;
+            assert_eq!(buf.bytes(), &data[expect_from..sent], "after using {used} of piece {i}");
+        }
+        buf.consume(usize::MAX);
+        assert!(buf.bytes().is_empty());
+        drop(peer);
+        let mut readable = true;
+        assert_eq!(
+            buf.fill(&ours, &mut readable).unwrap(),
+            Some(0),
+            "the end of stream reads as 0"
+        );
+    }
+
+    #[test]
+    fn a_read_that_leaves_room_marks_the_socket_drained() {
+        let (ours, mut peer) = pair();
+        peer.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut buf = Buf::default();
+        fill_to(&mut buf, &ours, 18);
+        let mut readable = true;
+        // Nothing more is there: the read would block, and says so without an error.
+        assert_eq!(buf.fill(&ours, &mut readable).unwrap(), None);
+        assert!(!readable);
+    }
+
+    #[test]
+    fn fields_named_by_connection_are_recognised_whatever_their_case() {
+        let mut fields = Fields::default();
+        fields.add(b"Connection", b"keep-alive, X-Secret ,x-other");
+        assert!(named_by_connection(&fields, b"x-secret"));
+        assert!(named_by_connection(&fields, b"X-OTHER"));
+        assert!(!named_by_connection(&fields, b"x-kept"));
+        assert!(!named_by_connection(&Fields::default(), b"x-secret"));
+    }
+
+    #[test]
+    fn status_lines_and_dates_are_well_formed() {
+        let mut out = Vec::new();
+        status_line(&mut out, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(out, b"HTTP/1.1 504 Gateway Timeout\r\n");
+        let mut out = Vec::new();
+        DateCache::default().write(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        let value = text
+            .strip_prefix("date: ")
+            .and_then(|t| t.strip_suffix("\r\n"))
+            .unwrap();
+        assert!(httpdate::parse_http_date(value).is_ok(), "{text:?}");
     }
 }
