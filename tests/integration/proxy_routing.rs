@@ -11,6 +11,11 @@
 //! `--forward 127.0.0.1:0=reviews:9080`. Tests needing a special upstream (failing, slow, held open)
 //! register it as a service of its own (`details`, `flaky`, `payments`).
 //!
+//! The proxy serves the two ways in on different paths that must behave alike, so most tests are one
+//! body `fn NAME(way: Way)` run both ways by [`both_ways!`] (`NAME::via_proxy_port`,
+//! `NAME::via_forward`): [`Mesh::start_via`] then starts a forward for every service, and the
+//! [`Mesh`] helpers send each request the chosen way, so both run the same assertions.
+//!
 //! Rules come from `-f` files (each fixture is first checked with `meshctl validate`, so a failure is
 //! the proxy's, not the fixture's) or, for the live tests, from the embedded store of the test's home.
 //! Waits are polls bounded by [`WAIT`]; the only timing assertions are lower bounds (a delay fault, a
@@ -28,12 +33,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{Proxy, meshctl, proxy, proxy_command};
+use crate::common::{Proxy, Way, both_ways, meshctl, proxy, proxy_command};
 use crate::proxy_http::{
     IO_TIMEOUT, Resp, Setup, TestServer, WAIT, admin_get, find, header, metric, read_head_exact, read_response, setup,
     wait_log_line,
 };
 use crate::proxy_mysql::poll;
+use crate::proxy_upstream_framing::{Client, assert_same_bytes, pattern};
 
 const REVIEWS: &str = "reviews.default.svc.cluster.local";
 const RATINGS: &str = "ratings.default.svc.cluster.local";
@@ -455,17 +461,32 @@ fn names_file_and_line(text: &str, path: &Path) -> bool {
 
 // === The proxy under test ===
 
-/// A proxy routing for a set of services: its home (with `rules/` and `services.yaml`).
+/// A proxy routing for a set of services: its home (with `rules/` and `services.yaml`), and how the
+/// test's clients reach the services.
 struct Mesh {
     proxy: Proxy,
     setup: Setup,
     services: PathBuf,
+    way: Way,
+    /// Via a forward: (`NAME:PORT`, the forward's local address) for every service of the file.
+    forwards: Vec<(String, String)>,
+}
+
+/// `NAME:PORT` of every service, in order: what a forward to each names.
+fn authorities(services: &[Service]) -> Vec<String> {
+    services.iter().map(|s| format!("{}:{}", s.name, s.port)).collect()
 }
 
 impl Mesh {
-    /// A proxy with `-f rules/ --services services.yaml EXTRA...`; the rule files are checked with
-    /// `meshctl validate` first.
+    /// A proxy with `-f rules/ --services services.yaml EXTRA...`, reached through the proxy port;
+    /// the rule files are checked with `meshctl validate` first.
     fn start(services: &[Service], rules: &[String], extra: &[&str]) -> Mesh {
+        Mesh::start_via(Way::ProxyPort, services, rules, extra)
+    }
+
+    /// As [`Mesh::start`], reached `way`: via a forward, the proxy also runs
+    /// `--forward 127.0.0.1:0=NAME:PORT` for every service in `services`.
+    fn start_via(way: Way, services: &[Service], rules: &[String], extra: &[&str]) -> Mesh {
         let files: Vec<(String, String)> = rules
             .iter()
             .enumerate()
@@ -485,26 +506,75 @@ impl Mesh {
         std::fs::write(&path, services_yaml(services)).expect("write services file");
         let mut args = vec!["--services".to_string(), path.display().to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(way.forward_args(&authorities(services)));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let proxy = setup.proxy(&args);
-        Mesh {
-            proxy,
-            setup,
-            services: path,
-        }
+        Mesh::new(way, services, proxy, setup, path)
     }
 
-    /// A proxy following the embedded store of its home (no `-f`), with `--services`.
-    fn with_store(services: &[Service]) -> Mesh {
+    /// A proxy following the embedded store of its home (no `-f`), with `--services`, reached `way`.
+    fn with_store(way: Way, services: &[Service]) -> Mesh {
         let setup = setup(&[]);
         let path = setup.home.path().join("services.yaml");
         std::fs::write(&path, services_yaml(services)).expect("write services file");
-        let proxy = proxy(setup.home.path(), ["--services", &path.display().to_string()]);
+        let mut args = vec!["--services".to_string(), path.display().to_string()];
+        args.extend(way.forward_args(&authorities(services)));
+        let proxy = proxy(setup.home.path(), args);
+        Mesh::new(way, services, proxy, setup, path)
+    }
+
+    /// Pairs the forwards the proxy printed with the services they were started for.
+    fn new(way: Way, services: &[Service], proxy: Proxy, setup: Setup, path: PathBuf) -> Mesh {
+        let forwards: Vec<(String, String)> = match way {
+            Way::ProxyPort => Vec::new(),
+            Way::Forward => {
+                assert_eq!(
+                    proxy.forwards.len(),
+                    services.len(),
+                    "one forward line per service expected:\n{}",
+                    proxy.stderr()
+                );
+                authorities(services).into_iter().zip(proxy.forwards.clone()).collect()
+            }
+        };
         Mesh {
             proxy,
             setup,
             services: path,
+            way,
+            forwards,
         }
+    }
+
+    /// Where a request for the `http://` URL `url` goes this mesh's way, and how: (the address to
+    /// connect to, the request target, the Host header). Via the proxy port: the proxy port, the URL
+    /// itself (absolute-form) and its authority. Via a forward: the forward to the URL's `NAME:PORT`,
+    /// its path and query (origin-form) and the same Host.
+    fn route(&self, url: &str) -> (String, String, String) {
+        let host = authority(url).to_string();
+        let path = url.split_once("://").map_or(url, |(_, r)| r)[host.len()..].to_string();
+        let path = if path.is_empty() { "/".to_string() } else { path };
+        let address = match self.way {
+            Way::ProxyPort => self.proxy.listen.clone(),
+            Way::Forward => self
+                .forwards
+                .iter()
+                .find(|(a, _)| *a == host)
+                .map(|(_, address)| address.clone())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no forward to {host} (a forward exists for each service's own NAME:PORT only: {:?})",
+                        self.forwards
+                    )
+                }),
+        };
+        (address, self.way.target(&host, &path), host)
+    }
+
+    /// A new client connection to where requests for `url` go this mesh's way.
+    fn open_for(&self, url: &str) -> TcpStream {
+        let (address, _, _) = self.route(url);
+        open(&address).unwrap_or_else(|e| panic!("{e}{}", self.context()))
     }
 
     fn home(&self) -> &Path {
@@ -517,20 +587,37 @@ impl Mesh {
         let lines: Vec<&str> = log.lines().collect();
         let tail = lines[lines.len().saturating_sub(20)..].join("\n");
         format!(
-            "\n--- proxy stderr\n{}\n--- access log (last lines)\n{tail}",
+            "\n--- way\n{:?} {:?}\n--- proxy stderr\n{}\n--- access log (last lines)\n{tail}",
+            self.way,
+            self.forwards,
             self.proxy.stderr()
         )
     }
 
-    /// An absolute-form request through the proxy port.
+    /// A request for `url` on a new connection, this mesh's way: absolute-form to the proxy port, or
+    /// origin-form to the forward to the URL's service.
     fn request(&self, method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Resp, String> {
-        exchange(&self.proxy.listen, method, url, authority(url), headers, body)
+        let (address, target, host) = self.route(url);
+        exchange(&address, method, &target, &host, headers, body)
     }
 
-    /// `GET URL` through the proxy port; panics on a transport error.
+    /// `GET URL` this mesh's way; panics on a transport error.
     fn get(&self, url: &str, headers: &[(&str, &str)]) -> Resp {
         self.request("GET", url, headers, b"")
-            .unwrap_or_else(|e| panic!("GET {url} through the proxy: {e}{}", self.context()))
+            .unwrap_or_else(|e| panic!("GET {url} ({:?}): {e}{}", self.way, self.context()))
+    }
+
+    /// Sends a websocket handshake (the RFC 6455 sample key) for `url` this mesh's way; returns the
+    /// stream, the response unread.
+    fn websocket_handshake(&self, url: &str) -> TcpStream {
+        let (_, target, host) = self.route(url);
+        let mut s = self.open_for(url);
+        let req = format!(
+            "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).expect("send the handshake");
+        s
     }
 
     /// Sends `n` GETs, asserts each is a 200, and counts the answers (bodies, trimmed).
@@ -657,19 +744,6 @@ fn exchange(
     read_response(&mut s)
 }
 
-/// Sends a websocket handshake (the RFC 6455 sample key) as an absolute-form request to the proxy
-/// port; returns the stream, the response unread.
-fn websocket_handshake(proxy: &Proxy, url: &str) -> TcpStream {
-    let mut s = open(&proxy.listen).expect("connect to the proxy");
-    let req = format!(
-        "GET {url} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        authority(url)
-    );
-    s.write_all(req.as_bytes()).expect("send the handshake");
-    s
-}
-
 fn status_of(head: &str) -> u16 {
     head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
@@ -707,10 +781,9 @@ fn run_to_exit(mut command: std::process::Command) -> (Option<i32>, String) {
 
 // === Routing ===
 
-#[test]
-fn without_a_rule_every_version_is_reached_and_only_mesh_hosts_are_routed() {
+fn without_a_rule_every_version_is_reached_and_only_mesh_hosts_are_routed(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(&b.services(), &[], &[]);
+    let m = Mesh::start_via(way, &b.services(), &[], &[]);
     let stderr = m.proxy.stderr();
     let services = m.services.display().to_string();
     assert!(
@@ -742,29 +815,40 @@ fn without_a_rule_every_version_is_reached_and_only_mesh_hosts_are_routed() {
         }
     }
 
-    // Every name of the service, case-insensitive, trailing dot ignored.
+    // Every name of the service, case-insensitive, trailing dot ignored. (Via a forward, the forward
+    // names the service and Host is ignored for routing: the same names, sent as the Host on the
+    // forward to reviews, reach reviews all the same.)
     for host in [
         "reviews.default",
         "reviews.default.svc",
         "reviews.default.svc.cluster.local",
         "REVIEWS.Default.svc.cluster.local.",
     ] {
-        let r = m.get(&format!("http://{host}:9080/by-name"), &[]);
+        let url = match way {
+            Way::ProxyPort => format!("http://{host}:9080/by-name"),
+            Way::Forward => "http://reviews:9080/by-name".to_string(),
+        };
+        let (address, target, _) = m.route(&url);
+        let r = exchange(&address, "GET", &target, &format!("{host}:9080"), &[], b"")
+            .unwrap_or_else(|e| panic!("GET {url} with Host {host}:9080: {e}{}", m.context()));
         assert_eq!(r.status, 200, "{host}: {r:?}{}", m.context());
         assert!(r.body.starts_with("reviews v"), "{host}: {r:?}");
     }
     assert_eq!(b.reviews_hits(), 64);
 
     // Another port, namespace or domain is no mesh request: egress, denied without an EgressRule.
-    for url in [
-        "http://reviews:9081/x",
-        "http://reviews.prod:9080/x",
-        "http://reviews.default.svc.example.org:9080/x",
-    ] {
-        let r = m.get(url, &[]);
-        assert_eq!(r.status, 403, "{url} is not a mesh request: {r:?}{}", m.context());
+    // Only the proxy port can be asked for another host: a forward names its service.
+    if way == Way::ProxyPort {
+        for url in [
+            "http://reviews:9081/x",
+            "http://reviews.prod:9080/x",
+            "http://reviews.default.svc.example.org:9080/x",
+        ] {
+            let r = m.get(url, &[]);
+            assert_eq!(r.status, 403, "{url} is not a mesh request: {r:?}{}", m.context());
+        }
+        assert_eq!(b.reviews_hits(), 64, "a denied request reached a backend");
     }
-    assert_eq!(b.reviews_hits(), 64, "a denied request reached a backend");
 
     let line = wait_log_line(
         &m.proxy,
@@ -792,10 +876,10 @@ fn without_a_rule_every_version_is_reached_and_only_mesh_hosts_are_routed() {
     );
 }
 
-#[test]
-fn a_route_rule_sends_every_request_to_its_version() {
+fn a_route_rule_sends_every_request_to_its_version(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[
             route_rule("reviews-v3", "reviews", 1, &route_to("v3")),
@@ -839,10 +923,10 @@ fn a_route_rule_sends_every_request_to_its_version() {
     );
 }
 
-#[test]
-fn a_route_to_a_version_without_endpoints_answers_503() {
+fn a_route_to_a_version_without_endpoints_answers_503(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[route_rule("reviews-v9", "reviews", 1, &route_to("v9"))],
         &[],
@@ -862,11 +946,15 @@ fn a_route_to_a_version_without_endpoints_answers_503() {
     assert!(tally.keys().all(|k| k.starts_with("ratings v")), "{tally:?}");
 }
 
-#[test]
-fn weighted_routes_split_traffic_80_20() {
+fn weighted_routes_split_traffic_80_20(way: Way) {
     let b = bookinfo();
     let split = "route:\n- labels:\n    version: v1\n  weight: 80\n- labels:\n    version: v3\n  weight: 20\n";
-    let m = Mesh::start(&b.services(), &[route_rule("reviews-80-20", "reviews", 1, split)], &[]);
+    let m = Mesh::start_via(
+        way,
+        &b.services(),
+        &[route_rule("reviews-80-20", "reviews", 1, split)],
+        &[],
+    );
     let n = 2000;
     let tally = m.answers("http://reviews:9080/split", n, &[]);
     let v1 = tally.get("reviews v1").copied().unwrap_or(0);
@@ -878,10 +966,10 @@ fn weighted_routes_split_traffic_80_20() {
     assert_eq!(b.reviews("v2").hits(), 0);
 }
 
-#[test]
-fn header_matches_by_precedence_send_jason_to_v2() {
+fn header_matches_by_precedence_send_jason_to_v2(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[
             route_rule("reviews-default", "reviews", 1, &route_to("v1")),
@@ -944,8 +1032,7 @@ fn header_matches_by_precedence_send_jason_to_v2() {
     assert!(line.contains("subset=version=v2"), "{line}");
 }
 
-#[test]
-fn source_matches_use_the_proxys_source_labels() {
+fn source_matches_use_the_proxys_source_labels(way: Way) {
     let b = bookinfo();
     let rules = [
         route_rule("reviews-default", "reviews", 1, &route_to("v1")),
@@ -976,7 +1063,7 @@ fn source_matches_use_the_proxys_source_labels() {
         ),
     ];
     for (args, want) in cases {
-        let m = Mesh::start(&b.services(), &rules, args);
+        let m = Mesh::start_via(way, &b.services(), &rules, args);
         assert_eq!(
             m.only_answer("http://reviews:9080/", 5, &[]),
             *want,
@@ -1030,10 +1117,10 @@ fn a_forward_to_a_service_speaks_http_and_routes_by_the_forward() {
 
 // === Faults, timeouts, retries ===
 
-#[test]
-fn an_abort_fault_answers_its_status_without_the_upstream() {
+fn an_abort_fault_answers_its_status_without_the_upstream(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[
             route_rule(
@@ -1072,10 +1159,10 @@ fn an_abort_fault_answers_its_status_without_the_upstream() {
     );
 }
 
-#[test]
-fn a_delay_fault_holds_the_request_at_least_that_long() {
+fn a_delay_fault_holds_the_request_at_least_that_long(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[
             route_rule(
@@ -1127,14 +1214,14 @@ fn a_delay_fault_holds_the_request_at_least_that_long() {
     );
 }
 
-#[test]
-fn a_request_past_its_timeout_gets_504() {
+fn a_request_past_its_timeout_gets_504(way: Way) {
     let b = bookinfo();
     let slow = Backend::start("details", "v1", Behaviour::Delay(Duration::from_secs(2)));
     let mut services = b.services();
     services.push(Service::new("details", 9080).with(&slow));
     let timeout = "httpReqTimeout:\n  simpleTimeout:\n    timeout: 500ms\n";
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &services,
         &[
             // An upstream slower than the timeout.
@@ -1161,20 +1248,18 @@ fn a_request_past_its_timeout_gets_504() {
     assert_eq!(m.get("http://ratings:9080/", &[]).status, 200);
 }
 
-#[test]
-fn the_timeout_counts_from_the_request_so_a_delay_and_a_slow_answer_add_up() {
+fn the_timeout_counts_from_the_request_so_a_delay_and_a_slow_answer_add_up(way: Way) {
     // Each alone fits in the 1.5s timeout; together (1s delay + 1s upstream) they do not.
     let slow = Backend::start("details", "v1", Behaviour::Delay(Duration::from_secs(1)));
     let services = [Service::new("details", 9080).with(&slow)];
     let spec = "httpReqTimeout:\n  simpleTimeout:\n    timeout: 1500ms\nhttpFault:\n  delay:\n    fixedDelay: 1s\n";
-    let m = Mesh::start(&services, &[route_rule("details-delay", "details", 1, spec)], &[]);
+    let m = Mesh::start_via(way, &services, &[route_rule("details-delay", "details", 1, spec)], &[]);
     let r = m.get("http://details:9080/slow", &[]);
     assert_eq!(r.status, 504, "{r:?}{}", m.context());
     assert!(r.body.contains("took longer than 1s 500ms"), "{r:?}");
 }
 
-#[test]
-fn retries_hide_transient_5xx_for_idempotent_methods() {
+fn retries_hide_transient_5xx_for_idempotent_methods(way: Way) {
     let b = bookinfo();
     // details: 503, 503, then 200, with 3 retries.
     let details = Backend::start("details", "v1", Behaviour::FailFirst(2, 503));
@@ -1187,7 +1272,8 @@ fn retries_hide_transient_5xx_for_idempotent_methods() {
     services.push(Service::new("flaky", 9080).with(&flaky));
     services.push(Service::new("payments", 9080).with(&payments));
     let retry = "httpReqRetries:\n  simpleRetry:\n    attempts: 3\n";
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &services,
         &[
             route_rule("details-retry", "details", 1, retry),
@@ -1225,10 +1311,10 @@ fn retries_hide_transient_5xx_for_idempotent_methods() {
 
 // === Redirect, rewrite, headers, mirror, CORS, websocket ===
 
-#[test]
-fn a_redirect_answers_301_with_the_location() {
+fn a_redirect_answers_301_with_the_location(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[
             route_rule(
@@ -1268,10 +1354,10 @@ fn a_redirect_answers_301_with_the_location() {
     assert!(tally.keys().all(|k| k.starts_with("ratings v")), "{tally:?}");
 }
 
-#[test]
-fn a_rewrite_changes_the_path_and_authority_sent_upstream() {
+fn a_rewrite_changes_the_path_and_authority_sent_upstream(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[
             route_rule(
@@ -1310,10 +1396,10 @@ fn a_rewrite_changes_the_path_and_authority_sent_upstream() {
     assert_eq!(seen[0].host(), "ratings:9080", "no authority rewrite: {seen:?}");
 }
 
-#[test]
-fn append_headers_reach_the_upstream() {
+fn append_headers_reach_the_upstream(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[route_rule(
             "reviews-headers",
@@ -1344,10 +1430,10 @@ fn append_headers_reach_the_upstream() {
     assert_eq!(rating.header("x-meshctl-route"), None, "{rating:?}");
 }
 
-#[test]
-fn a_mirror_gets_a_shadow_copy_and_the_client_the_primary_answer() {
+fn a_mirror_gets_a_shadow_copy_and_the_client_the_primary_answer(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[route_rule(
             "reviews-mirror",
@@ -1398,13 +1484,13 @@ fn a_mirror_gets_a_shadow_copy_and_the_client_the_primary_answer() {
     assert_eq!(b.reviews("v3").hits(), 0);
 }
 
-#[test]
-fn a_cors_preflight_is_answered_by_the_proxy() {
+fn a_cors_preflight_is_answered_by_the_proxy(way: Way) {
     let b = bookinfo();
     let cors = "corsPolicy:\n  allowOrigin:\n  - http://example.com\n  allowMethods:\n  - POST\n  - GET\n\
                 \x20 allowHeaders:\n  - X-Foo-Bar\n  - X-Other\n  exposeHeaders:\n  - X-Trace\n  maxAge: 24h\n\
                 \x20 allowCredentials: true\n";
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[route_rule(
             "reviews-cors",
@@ -1469,10 +1555,10 @@ fn a_cors_preflight_is_answered_by_the_proxy() {
     assert_eq!(seen[1].header("origin"), Some("http://evil.example.org"), "{seen:?}");
 }
 
-#[test]
-fn a_websocket_upgrade_passes_through_only_when_the_rule_allows_it() {
+fn a_websocket_upgrade_passes_through_only_when_the_rule_allows_it(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[route_rule(
             "reviews-ws",
@@ -1482,7 +1568,7 @@ fn a_websocket_upgrade_passes_through_only_when_the_rule_allows_it() {
         )],
         &[],
     );
-    let mut s = websocket_handshake(&m.proxy, "http://reviews:9080/chat");
+    let mut s = m.websocket_handshake("http://reviews:9080/chat");
     let head = read_head_exact(&mut s).unwrap_or_else(|e| panic!("the handshake's answer: {e}{}", m.context()));
     assert_eq!(status_of(&head), 101, "{head}{}", m.context());
     assert!(
@@ -1503,7 +1589,7 @@ fn a_websocket_upgrade_passes_through_only_when_the_rule_allows_it() {
     drop(s);
 
     // ratings has no rule allowing it: the upgrade headers are dropped, the upstream answers as usual.
-    let mut s = websocket_handshake(&m.proxy, "http://ratings:9080/chat");
+    let mut s = m.websocket_handshake("http://ratings:9080/chat");
     let r = read_response(&mut s).unwrap_or_else(|e| panic!("the handshake's answer: {e}{}", m.context()));
     assert_eq!(r.status, 200, "{r:?}{}", m.context());
     assert!(r.body.starts_with("ratings v"), "{r:?}");
@@ -1514,46 +1600,70 @@ fn a_websocket_upgrade_passes_through_only_when_the_rule_allows_it() {
 
 /// The proxy waits 10 s at most for a request head: an idle keep-alive connection is closed after
 /// that, and so is one whose head never ends. A request that takes longer than that to answer is not
-/// cut, and its connection carries the next request.
-#[test]
-fn the_wait_for_a_request_head_is_bounded_but_a_slow_answer_is_not() {
+/// cut, and its connection carries the next request (to the same service: a forward's connection
+/// reaches only its own).
+fn the_wait_for_a_request_head_is_bounded_but_a_slow_answer_is_not(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[route_rule(
-            "reviews-slow",
+            "reviews-v1",
             "reviews",
             1,
             &format!(
-                "httpFault:\n  delay:\n    percent: 100\n    fixedDelay: 11s\nhttpReqTimeout:\n  simpleTimeout:\n    timeout: 30s\n{}",
+                "httpReqTimeout:\n  simpleTimeout:\n    timeout: 30s\n{}",
                 route_to("v1")
             ),
         )],
         &[],
     );
-    let listen = m.proxy.listen.clone();
+    // The slow answer: the first request waits at reviews v1 (a `/hold` path) until 11 s after it got
+    // there, longer than the wait for a head. The sleep is the answer's slowness, not a wait for
+    // something to happen.
+    let state = b.reviews("v1").state.clone();
+    let releaser = std::thread::spawn(move || {
+        let reached = poll(WAIT, || {
+            if state.holding.load(Ordering::SeqCst) == 1 {
+                Ok(())
+            } else {
+                Err(())
+            }
+        });
+        std::thread::sleep(Duration::from_secs(11));
+        state.released.store(true, Ordering::SeqCst);
+        reached
+    });
     // A head that never ends, on its own connection, meanwhile.
+    let (_, target, host) = m.route("http://ratings:9080/");
+    let mut half = m.open_for("http://ratings:9080/");
     let dribbler = std::thread::spawn(move || {
-        let mut s = open(&listen).expect("connect to the proxy");
-        s.write_all(b"GET http://ratings:9080/ HTTP/1.1\r\nHost: ratings:9080\r\n")
+        half.write_all(format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n").as_bytes())
             .expect("send half a head");
         let started = Instant::now();
         let mut rest = Vec::new();
-        let ended = s.read_to_end(&mut rest);
+        let ended = half.read_to_end(&mut rest);
         (ended.map_err(|e| e.to_string()), rest, started.elapsed())
     });
 
-    let mut s = open(&m.proxy.listen).expect("connect to the proxy");
-    for (url, version) in [
-        ("http://reviews:9080/slow", "reviews v1"),
-        ("http://ratings:9080/next", "ratings v1"),
-    ] {
-        let req = format!("GET {url} HTTP/1.1\r\nHost: {}\r\n\r\n", authority(url));
+    let mut s = m.open_for("http://reviews:9080/");
+    for url in ["http://reviews:9080/hold/slow", "http://reviews:9080/next"] {
+        let (_, target, host) = m.route(url);
+        let req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let started = Instant::now();
         s.write_all(req.as_bytes()).expect("send a request");
         let r = read_response(&mut s).unwrap_or_else(|e| panic!("{url}: {e}{}", m.context()));
-        assert_eq!(r.status, 200, "{url}: {r:?}");
-        assert_eq!(r.body.trim(), version, "{url}: {r:?}");
+        let took = started.elapsed();
+        assert_eq!(r.status, 200, "{url}: {r:?}{}", m.context());
+        assert_eq!(r.body.trim(), "reviews v1", "{url}: {r:?}");
+        if url.contains("/hold/") {
+            assert!(took >= Duration::from_secs(10), "the slow answer came after {took:?}");
+        }
     }
+    releaser
+        .join()
+        .expect("the releasing thread")
+        .unwrap_or_else(|()| panic!("the slow request never reached reviews v1{}", m.context()));
     // Now idle: the proxy closes the connection, and not at once.
     let idle = Instant::now();
     let mut rest = Vec::new();
@@ -1577,12 +1687,200 @@ fn the_wait_for_a_request_head_is_bounded_but_a_slow_answer_is_not() {
     );
 }
 
+// === Request bodies, keep-alive, pipelining ===
+
+/// Request bodies with a Content-Length reach the upstream byte for byte, from one byte to 1 MiB,
+/// without and with a retry policy (which keeps a copy of a body up to 64 KiB, to send it again).
+fn request_bodies_reach_the_upstream_byte_for_byte(way: Way) {
+    let b = bookinfo();
+    let m = Mesh::start_via(
+        way,
+        &b.services(),
+        &[
+            route_rule("reviews-v1", "reviews", 1, &route_to("v1")),
+            route_rule(
+                "ratings-retry",
+                "ratings",
+                1,
+                &format!("httpReqRetries:\n  simpleRetry:\n    attempts: 2\n{}", route_to("v1")),
+            ),
+        ],
+        &[],
+    );
+    let sizes = [1, 1_000, 65_536, 65_537, 1 << 20];
+    for (service, backend) in [("reviews", b.reviews("v1")), ("ratings", b.ratings("v1"))] {
+        for (i, size) in sizes.into_iter().enumerate() {
+            let method = if i % 2 == 0 { "POST" } else { "PUT" };
+            let url = format!("http://{service}:9080/upload/{i}");
+            let body = pattern(size, i as u32 + 1);
+            let r = m
+                .request(method, &url, &[("Content-Type", "application/octet-stream")], &body)
+                .unwrap_or_else(|e| panic!("{method} {url} ({size} bytes): {e}{}", m.context()));
+            assert_eq!(r.status, 200, "{method} {url}: {r:?}{}", m.context());
+            assert_eq!(r.body.trim(), backend.answer(), "{method} {url}: {r:?}");
+            let seen = backend.seen();
+            let up = seen.last().expect("a request at the upstream");
+            assert_eq!(
+                seen.len(),
+                i + 1,
+                "{service}: one request per body, no resend: {seen:?}"
+            );
+            assert_eq!(
+                (up.method.as_str(), up.path.as_str(), up.host()),
+                (
+                    method,
+                    format!("/upload/{i}").as_str(),
+                    format!("{service}:9080").as_str()
+                ),
+                "{up:?}"
+            );
+            if let Some(length) = up.header("content-length") {
+                assert_eq!(length, size.to_string(), "{up:?}");
+            }
+            assert_same_bytes(
+                &up.body,
+                &body,
+                &format!("the {size}-byte body of {method} {url} at the upstream"),
+            );
+        }
+    }
+}
+
+/// Several requests on one client connection, as keep-alive clients send them: one after the other;
+/// a body that arrives in two writes with a pause between them; pipelined requests (written in one
+/// write, a POST with a body among them) answered in the order they were sent although the first is
+/// answered last by its upstream; and pipelined requests with one in the middle whose rule has a fault
+/// (which a forward may serve on another path than its neighbours).
+fn keep_alive_requests_on_one_client_connection_are_answered_in_order(way: Way) {
+    let b = bookinfo();
+    let by_prefix = |prefix: &str, rest: &str| {
+        format!("match:\n  request:\n    headers:\n      uri:\n        prefix: {prefix}\n{rest}")
+    };
+    let m = Mesh::start_via(
+        way,
+        &b.services(),
+        &[
+            route_rule("reviews-v1", "reviews", 1, &route_to("v1")),
+            route_rule("reviews-v2", "reviews", 2, &by_prefix("/v2/", &route_to("v2"))),
+            // `/hold` requests wait at the backend until released.
+            route_rule("reviews-held", "reviews", 3, &by_prefix("/hold/", &route_to("v3"))),
+            route_rule(
+                "reviews-delayed",
+                "reviews",
+                4,
+                &by_prefix(
+                    "/delayed/",
+                    &format!("httpFault:\n  delay:\n    fixedDelay: 200ms\n{}", route_to("v3")),
+                ),
+            ),
+        ],
+        &[],
+    );
+    let url = |path: &str| format!("http://reviews:9080{path}");
+    // The head of a request for `path` this mesh's way; `extra` is header lines ending in CRLF.
+    let head = |method: &str, path: &str, extra: &str| {
+        let (_, target, host) = m.route(&url(path));
+        format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n").into_bytes()
+    };
+    let mut c = Client::new(m.open_for(&url("/")), way);
+    let expect = |c: &mut Client, method: &str, path: &str, want: &str| {
+        let a = c
+            .answer(method)
+            .unwrap_or_else(|e| panic!("{method} {path} on the kept connection: {e}{}", m.context()));
+        assert_eq!(a.status, 200, "{method} {path}: {a:?}{}", m.context());
+        assert_eq!(a.text().trim(), want, "{method} {path}: {a:?}{}", m.context());
+    };
+
+    // One after the other.
+    for i in 0..3 {
+        let path = format!("/v1/one/{i}");
+        c.send(&head("GET", &path, ""));
+        expect(&mut c, "GET", &path, "reviews v1");
+    }
+
+    // A body in two writes. The pause synchronises nothing: it only makes the proxy likely to read
+    // the head and the first part before the rest is sent.
+    let body = pattern(10_000, 7);
+    let mut first = head("POST", "/v2/upload", &format!("Content-Length: {}\r\n", body.len()));
+    first.extend_from_slice(&body[..4_000]);
+    c.send(&first);
+    std::thread::sleep(Duration::from_millis(200));
+    c.send(&body[4_000..]);
+    expect(&mut c, "POST", "/v2/upload", "reviews v2");
+    let seen = b.reviews("v2").seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str(), seen[0].host()),
+        ("POST", "/v2/upload", "reviews:9080")
+    );
+    assert_same_bytes(&seen[0].body, &body, "the body sent in two writes, at the upstream");
+
+    // Pipelined: four requests in one write. The first waits at its backend until released, once it
+    // is seen waiting; the answers must still come in the order of the requests.
+    let mut burst = head("GET", "/hold/a", "");
+    burst.extend(head("GET", "/v2/b", ""));
+    burst.extend(head("POST", "/v1/c", "Content-Length: 9\r\n"));
+    burst.extend_from_slice(b"pipelined");
+    burst.extend(head("GET", "/v2/d", ""));
+    c.send(&burst);
+    let held = b.reviews("v3");
+    poll(WAIT, || if held.holding() == 1 { Ok(()) } else { Err(()) })
+        .unwrap_or_else(|()| panic!("the first pipelined request never reached reviews v3{}", m.context()));
+    held.release();
+    for (method, path, want) in [
+        ("GET", "/hold/a", "reviews v3"),
+        ("GET", "/v2/b", "reviews v2"),
+        ("POST", "/v1/c", "reviews v1"),
+        ("GET", "/v2/d", "reviews v2"),
+    ] {
+        expect(&mut c, method, path, want);
+    }
+
+    // Pipelined around a request whose rule has a delay fault.
+    let mut burst = head("GET", "/v1/e", "");
+    burst.extend(head("GET", "/delayed/f", ""));
+    burst.extend(head("GET", "/v2/g", ""));
+    c.send(&burst);
+    for (path, want) in [
+        ("/v1/e", "reviews v1"),
+        ("/delayed/f", "reviews v3"),
+        ("/v2/g", "reviews v2"),
+    ] {
+        expect(&mut c, "GET", path, want);
+    }
+    // And the connection still serves.
+    c.send(&head("GET", "/v1/last", ""));
+    expect(&mut c, "GET", "/v1/last", "reviews v1");
+
+    let paths = |version: &str| -> Vec<String> { b.reviews(version).seen().into_iter().map(|s| s.path).collect() };
+    assert_eq!(
+        paths("v1"),
+        ["/v1/one/0", "/v1/one/1", "/v1/one/2", "/v1/c", "/v1/e", "/v1/last"],
+        "{}",
+        m.context()
+    );
+    assert_eq!(
+        paths("v2"),
+        ["/v2/upload", "/v2/b", "/v2/d", "/v2/g"],
+        "{}",
+        m.context()
+    );
+    assert_eq!(paths("v3"), ["/hold/a", "/delayed/f"], "{}", m.context());
+    let post = b
+        .reviews("v1")
+        .seen()
+        .into_iter()
+        .find(|s| s.path == "/v1/c")
+        .expect("the POST");
+    assert_eq!(post.body, b"pipelined", "{post:?}");
+}
+
 // === DestinationPolicy ===
 
-#[test]
-fn upstream_connections_are_pooled_and_reused() {
+fn upstream_connections_are_pooled_and_reused(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[
             route_rule("ratings-mysql", "ratings", 1, &route_to("v2-mysql")),
@@ -1592,7 +1890,9 @@ fn upstream_connections_are_pooled_and_reused() {
                 "circuitBreaker:\n  simpleCb:\n    httpMaxRequestsPerConnection: 10\n",
             ),
         ],
-        &[],
+        // One worker: through a forward, upstream connections are pooled per worker thread
+        // (docs/routing.md), and each request here comes on a new client connection.
+        &["--workers", "1"],
     );
     // reviews v3 only, no per-connection limit: one upstream connection carries every request (the
     // answers have a Content-Length, whose end hyper never reports as an empty frame).
@@ -1607,8 +1907,9 @@ fn upstream_connections_are_pooled_and_reused() {
     assert_eq!(
         opened,
         1,
-        "reviews v3 served {} requests over {opened} connections",
-        v3.hits()
+        "reviews v3 served {} requests over {opened} connections{}",
+        v3.hits(),
+        m.context()
     );
 
     // httpMaxRequestsPerConnection: 10: 30 requests take 3 connections.
@@ -1616,13 +1917,18 @@ fn upstream_connections_are_pooled_and_reused() {
     let before = mysql.server.accepted.load(Ordering::SeqCst);
     assert_eq!(m.only_answer("http://ratings:9080/r", 30, &[]), "ratings v2-mysql");
     let opened = mysql.server.accepted.load(Ordering::SeqCst) - before;
-    assert_eq!(opened, 3, "30 requests, 10 per connection: {opened} connections");
+    assert_eq!(
+        opened,
+        3,
+        "30 requests, 10 per connection: {opened} connections{}",
+        m.context()
+    );
 }
 
-#[test]
-fn no_access_log_writes_no_lines_but_still_counts() {
+fn no_access_log_writes_no_lines_but_still_counts(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[route_rule("reviews-v3", "reviews", 1, &route_to("v3"))],
         &["--no-access-log"],
@@ -1638,10 +1944,10 @@ fn no_access_log_writes_no_lines_but_still_counts() {
     assert_eq!(log, "", "--no-access-log wrote lines");
 }
 
-#[test]
-fn round_robin_spreads_requests_evenly() {
+fn round_robin_spreads_requests_evenly(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[destination_policy(
             "reviews-rr",
@@ -1666,10 +1972,10 @@ fn round_robin_spreads_requests_evenly() {
     );
 }
 
-#[test]
-fn least_conn_prefers_the_idle_endpoints() {
+fn least_conn_prefers_the_idle_endpoints(way: Way) {
     let b = bookinfo();
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &b.services(),
         &[destination_policy(
             "reviews-lc",
@@ -1679,9 +1985,8 @@ fn least_conn_prefers_the_idle_endpoints() {
         &[],
     );
     // One request held open on whichever endpoint gets it.
-    let listen = m.proxy.listen.clone();
-    let held =
-        std::thread::spawn(move || exchange(&listen, "GET", "http://reviews:9080/hold", "reviews:9080", &[], b""));
+    let (address, target, host) = m.route("http://reviews:9080/hold");
+    let held = std::thread::spawn(move || exchange(&address, "GET", &target, &host, &[], b""));
     let busy = poll(WAIT, || b.reviews.iter().position(|r| r.holding() == 1).ok_or(()))
         .unwrap_or_else(|()| panic!("the held request reached no endpoint{}", m.context()));
     let busy = &b.reviews[busy];
@@ -1697,14 +2002,14 @@ fn least_conn_prefers_the_idle_endpoints() {
     assert_eq!(r.body.trim(), busy.answer());
 }
 
-#[test]
-fn consecutive_errors_eject_an_endpoint_for_the_sleep_window() {
+fn consecutive_errors_eject_an_endpoint_for_the_sleep_window(way: Way) {
     let b = bookinfo();
     let good = Backend::ok("details", "v1");
     let bad = Backend::start("details", "v1", Behaviour::Always(500));
     let mut services = b.services();
     services.push(Service::new("details", 9080).with(&good).with(&bad));
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &services,
         &[destination_policy(
             "details-outliers",
@@ -1762,13 +2067,13 @@ fn consecutive_errors_eject_an_endpoint_for_the_sleep_window() {
     });
 }
 
-#[test]
-fn overflowing_the_circuit_breaker_answers_503_overloaded() {
+fn overflowing_the_circuit_breaker_answers_503_overloaded(way: Way) {
     let b = bookinfo();
     let details = Backend::ok("details", "v1");
     let mut services = b.services();
     services.push(Service::new("details", 9080).with(&details));
-    let m = Mesh::start(
+    let m = Mesh::start_via(
+        way,
         &services,
         &[destination_policy(
             "details-cb",
@@ -1782,11 +2087,10 @@ fn overflowing_the_circuit_breaker_answers_503_overloaded() {
     let (tx, rx) = std::sync::mpsc::channel();
     let clients: Vec<_> = (0..n)
         .map(|i| {
-            let listen = m.proxy.listen.clone();
+            let (address, target, host) = m.route(&format!("http://details:9080/hold/{i}"));
             let tx = tx.clone();
             std::thread::spawn(move || {
-                let url = format!("http://details:9080/hold/{i}");
-                let _ = tx.send(exchange(&listen, "GET", &url, "details:9080", &[], b""));
+                let _ = tx.send(exchange(&address, "GET", &target, &host, &[], b""));
             })
         })
         .collect();
@@ -1844,10 +2148,9 @@ fn overflowing_the_circuit_breaker_answers_503_overloaded() {
 
 // === Live changes ===
 
-#[test]
-fn a_route_rule_created_in_the_store_applies_without_restart() {
+fn a_route_rule_created_in_the_store_applies_without_restart(way: Way) {
     let b = bookinfo();
-    let mut m = Mesh::with_store(&b.services());
+    let mut m = Mesh::with_store(way, &b.services());
     let url = "http://reviews:9080/live";
     let before = m.answers(url, 30, &[]);
     assert_eq!(before.len(), 3, "no rule yet: {before:?}");
@@ -1889,14 +2192,13 @@ fn a_route_rule_created_in_the_store_applies_without_restart() {
     );
 }
 
-#[test]
-fn rule_churn_under_load_never_fails_a_request() {
+fn rule_churn_under_load_never_fails_a_request(way: Way) {
     use meshctl::model::{Kind, Resource};
     use meshctl::store::Store;
     use meshctl::store::sqlite::SqliteStore;
 
     let b = bookinfo();
-    let mut m = Mesh::with_store(&b.services());
+    let mut m = Mesh::with_store(way, &b.services());
     let url = "http://reviews:9080/churn";
     let file = m.home().join("reviews-churn.yaml");
     std::fs::write(&file, route_rule("reviews-churn", "reviews", 1, &route_to("v1"))).expect("write rule");
@@ -1937,13 +2239,13 @@ fn rule_churn_under_load_never_fails_a_request() {
     // Two clients, continuously.
     let clients: Vec<_> = (0..2)
         .map(|_| {
-            let listen = m.proxy.listen.clone();
+            let (address, target, host) = m.route(url);
             let done = done.clone();
             std::thread::spawn(move || {
                 let mut tally: BTreeMap<String, usize> = BTreeMap::new();
                 let mut failures = Vec::new();
                 while !done.load(Ordering::SeqCst) {
-                    match exchange(&listen, "GET", url, "reviews:9080", &[], b"") {
+                    match exchange(&address, "GET", &target, &host, &[], b"") {
                         Ok(r) if r.status == 200 => *tally.entry(r.body.trim().to_string()).or_insert(0) += 1,
                         Ok(r) => failures.push(format!("{} {}", r.status, r.body.trim())),
                         Err(e) => failures.push(e),
@@ -2194,3 +2496,35 @@ fn an_invalid_services_file_while_running_is_refused_and_the_last_good_one_stays
     write_atomically(&m.services, &services_yaml(&[only_v2, ratings]));
     m.wait_only_answer(url, 10, "reviews v2");
 }
+
+// Every test above that takes a `Way` runs through the proxy port and through forwards.
+both_ways!(
+    without_a_rule_every_version_is_reached_and_only_mesh_hosts_are_routed,
+    a_route_rule_sends_every_request_to_its_version,
+    a_route_to_a_version_without_endpoints_answers_503,
+    weighted_routes_split_traffic_80_20,
+    header_matches_by_precedence_send_jason_to_v2,
+    source_matches_use_the_proxys_source_labels,
+    an_abort_fault_answers_its_status_without_the_upstream,
+    a_delay_fault_holds_the_request_at_least_that_long,
+    a_request_past_its_timeout_gets_504,
+    the_timeout_counts_from_the_request_so_a_delay_and_a_slow_answer_add_up,
+    retries_hide_transient_5xx_for_idempotent_methods,
+    a_redirect_answers_301_with_the_location,
+    a_rewrite_changes_the_path_and_authority_sent_upstream,
+    append_headers_reach_the_upstream,
+    a_mirror_gets_a_shadow_copy_and_the_client_the_primary_answer,
+    a_cors_preflight_is_answered_by_the_proxy,
+    a_websocket_upgrade_passes_through_only_when_the_rule_allows_it,
+    the_wait_for_a_request_head_is_bounded_but_a_slow_answer_is_not,
+    request_bodies_reach_the_upstream_byte_for_byte,
+    keep_alive_requests_on_one_client_connection_are_answered_in_order,
+    upstream_connections_are_pooled_and_reused,
+    no_access_log_writes_no_lines_but_still_counts,
+    round_robin_spreads_requests_evenly,
+    least_conn_prefers_the_idle_endpoints,
+    consecutive_errors_eject_an_endpoint_for_the_sleep_window,
+    overflowing_the_circuit_breaker_answers_503_overloaded,
+    a_route_rule_created_in_the_store_applies_without_restart,
+    rule_churn_under_load_never_fails_a_request,
+);

@@ -6,8 +6,13 @@
 //! One service, `framing` on port 9080, with a single endpoint (no RouteRule: round robin over one
 //! endpoint, so every connection count is exact): an in-process raw-TCP origin whose answers are
 //! scripted byte for byte per request path, and which records every request it read with the number
-//! of the connection it came on. Clients speak raw HTTP/1.1 to the proxy port (absolute-form) and read
-//! answers exactly, so several requests can share one client connection.
+//! of the connection it came on. Clients speak raw HTTP/1.1 and read answers exactly, so several
+//! requests can share one client connection.
+//!
+//! Every test runs both ways ([`Way`], [`both_ways!`]): `NAME::via_proxy_port` sends absolute-form
+//! requests (`GET http://framing:9080/path`) to the proxy port, `NAME::via_forward` origin-form
+//! requests (`GET /path`, `Host: framing:9080`) to a `--forward 127.0.0.1:0=framing:9080`. The proxy
+//! serves the two on different paths; one body per test keeps their assertions identical.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -17,7 +22,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::Proxy;
+use crate::common::{Proxy, Way, both_ways};
 use crate::proxy_http::{Setup, TestServer, WAIT, connect, find, header, setup};
 use crate::proxy_routing::{parse_chunked, read_request_body};
 
@@ -212,14 +217,16 @@ async fn serve_origin(mut s: tokio::net::TcpStream, state: Arc<OriginState>) {
 // === The proxy ===
 
 /// A proxy whose services file registers `framing:9080` with the origin as its only endpoint, and no
-/// rule.
+/// rule; reached the given [`Way`].
 struct Mesh {
     proxy: Proxy,
     origin: Origin,
+    way: Way,
     _setup: Setup,
 }
 
-fn mesh(script: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Mesh {
+/// The mesh for one test: via a forward, the proxy also runs `--forward 127.0.0.1:0=framing:9080`.
+fn mesh(way: Way, script: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Mesh {
     let origin = Origin::start(script);
     let setup = setup(&[]);
     let services = setup.home.path().join("services.yaml");
@@ -231,21 +238,34 @@ fn mesh(script: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Mesh {
         ),
     )
     .expect("write the services file");
-    let proxy = setup.proxy(&["--services", &services.display().to_string()]);
+    let mut args = vec!["--services".to_string(), services.display().to_string()];
+    args.extend(way.forward_args(&[AUTHORITY.to_string()]));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let proxy = setup.proxy(&args);
+    if way == Way::Forward {
+        assert_eq!(
+            proxy.forwards.len(),
+            1,
+            "the proxy should print the forward's port:\n{}",
+            proxy.stderr()
+        );
+    }
     Mesh {
         proxy,
         origin,
+        way,
         _setup: setup,
     }
 }
 
 impl Mesh {
-    /// A new client connection to the proxy port.
+    /// A new client connection: to the proxy port, or to the forward.
     fn client(&self) -> Client {
-        Client {
-            s: connect(&self.proxy.listen),
-            buf: Vec::new(),
-        }
+        let address = match self.way {
+            Way::ProxyPort => &self.proxy.listen,
+            Way::Forward => &self.proxy.forwards[0],
+        };
+        Client::new(connect(address), self.way)
     }
 
     /// What the proxy printed and what the origin saw, for failure messages.
@@ -260,7 +280,8 @@ impl Mesh {
             .map(|s| format!("conn {}: {} {} ({} body bytes)", s.conn, s.method, s.path, s.body.len()))
             .collect();
         format!(
-            "\n--- proxy stderr\n{}\n--- access log (last lines)\n{tail}\n--- origin saw ({} connections)\n{}",
+            "\n--- way\n{:?}\n--- proxy stderr\n{}\n--- access log (last lines)\n{tail}\n--- origin saw ({} connections)\n{}",
+            self.way,
             self.proxy.stderr(),
             self.origin.accepted(),
             seen.join("\n")
@@ -305,14 +326,14 @@ impl Mesh {
 // === Clients ===
 
 /// A complete answer read from the proxy.
-struct Answered {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
+pub(crate) struct Answered {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Answered {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
@@ -327,7 +348,7 @@ impl std::fmt::Debug for Answered {
 
 /// Why no complete answer could be read.
 #[derive(Debug)]
-enum Broken {
+pub(crate) enum Broken {
     /// The proxy closed (or reset) the connection before the answer was complete.
     Closed(String),
     /// Anything else: nothing within the read timeout (a hang), or bytes that are no HTTP answer.
@@ -343,22 +364,36 @@ impl std::fmt::Display for Broken {
     }
 }
 
-/// A client connection to the proxy that reads answers exactly: bytes after one answer stay for the
-/// next, so requests can follow each other on one connection.
-struct Client {
+/// A client connection to the proxy (its port or a forward, as `way` says) that reads answers
+/// exactly: bytes after one answer stay for the next, so requests can follow each other on one
+/// connection.
+pub(crate) struct Client {
     s: TcpStream,
     buf: Vec<u8>,
+    way: Way,
 }
 
 impl Client {
-    fn send(&mut self, bytes: &[u8]) {
+    /// A client on a connection already open to the proxy port or a forward (as `way` says).
+    pub(crate) fn new(s: TcpStream, way: Way) -> Client {
+        Client {
+            s,
+            buf: Vec::new(),
+            way,
+        }
+    }
+
+    /// Writes `bytes` as they are, in one write.
+    pub(crate) fn send(&mut self, bytes: &[u8]) {
         self.s.write_all(bytes).expect("send to the proxy");
     }
 
-    /// An absolute-form request for `http://framing:9080PATH`; `extra` is header lines (each ending
-    /// in CRLF). A non-empty `body` goes with a Content-Length unless `extra` sets a framing.
+    /// A request for `PATH` on `framing:9080`: absolute-form via the proxy port, origin-form via the
+    /// forward, with `Host: framing:9080` either way; `extra` is header lines (each ending in CRLF).
+    /// A non-empty `body` goes with a Content-Length unless `extra` sets a framing.
     fn send_request(&mut self, method: &str, path: &str, extra: &str, body: &[u8]) {
-        let mut req = format!("{method} http://{AUTHORITY}{path} HTTP/1.1\r\nHost: {AUTHORITY}\r\n{extra}");
+        let target = self.way.target(AUTHORITY, path);
+        let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {AUTHORITY}\r\n{extra}");
         if !body.is_empty() && !extra.to_ascii_lowercase().contains("transfer-encoding") {
             req.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
@@ -390,7 +425,7 @@ impl Client {
 
     /// The answer to a request sent with `method`: interim 1xx answers are skipped; an answer to
     /// HEAD, a 204 and a 304 have no body; else the body is chunked, Content-Length or up to the close.
-    fn answer(&mut self, method: &str) -> Result<Answered, Broken> {
+    pub(crate) fn answer(&mut self, method: &str) -> Result<Answered, Broken> {
         loop {
             let head_end = loop {
                 if let Some(pos) = find(&self.buf, b"\r\n\r\n") {
@@ -454,7 +489,7 @@ impl Client {
 
 /// `n` bytes of a pseudo-random pattern (xorshift), different per `seed`: a misplaced or repeated
 /// piece shows.
-fn pattern(n: usize, seed: u32) -> Vec<u8> {
+pub(crate) fn pattern(n: usize, seed: u32) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761) | 1;
     (0..n)
         .map(|_| {
@@ -487,7 +522,7 @@ fn chunked(body: &[u8], sizes: &[usize]) -> Vec<u8> {
 }
 
 /// Asserts two byte strings are equal, naming the first difference rather than printing megabytes.
-fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
+pub(crate) fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
     if got == want {
         return;
     }
@@ -529,11 +564,10 @@ fn chunked_answer(trailers: bool) -> (Vec<u8>, Vec<u8>) {
     (wire, body)
 }
 
-#[test]
-fn chunked_answers_with_extensions_and_trailers_arrive_whole_and_keep_their_connection() {
+fn chunked_answers_with_extensions_and_trailers_arrive_whole_and_keep_their_connection(way: Way) {
     for trailers in [false, true] {
         let (wire, body) = chunked_answer(trailers);
-        let m = mesh(move |seen| match seen.path.as_str() {
+        let m = mesh(way, move |seen| match seen.path.as_str() {
             "/chunked" => Answer::keep(wire.clone()),
             _ => ok("after\n"),
         });
@@ -553,14 +587,13 @@ fn chunked_answers_with_extensions_and_trailers_arrive_whole_and_keep_their_conn
     }
 }
 
-#[test]
-fn an_answer_ended_by_the_close_arrives_whole_and_the_next_request_opens_a_new_connection() {
+fn an_answer_ended_by_the_close_arrives_whole_and_the_next_request_opens_a_new_connection(way: Way) {
     let body = pattern(100_000, 2);
     let wire = head_and(
         "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n",
         &body,
     );
-    let m = mesh(move |seen| match seen.path.as_str() {
+    let m = mesh(way, move |seen| match seen.path.as_str() {
         "/until-close" => Answer::close(wire.clone()),
         _ => ok("next\n"),
     });
@@ -578,14 +611,13 @@ fn an_answer_ended_by_the_close_arrives_whole_and_the_next_request_opens_a_new_c
     m.expect_no_late_bytes("bytes sent on the ended connection");
 }
 
-#[test]
-fn a_head_answer_has_no_body_despite_its_content_length() {
+fn a_head_answer_has_no_body_despite_its_content_length(way: Way) {
     let body = pattern(1234, 3);
     let get = head_and(
         "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1234\r\n\r\n",
         &body,
     );
-    let m = mesh(move |seen| match seen.method.as_str() {
+    let m = mesh(way, move |seen| match seen.method.as_str() {
         "HEAD" => {
             Answer::keep("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: 1234\r\n\r\n")
         }
@@ -608,9 +640,8 @@ fn a_head_answer_has_no_body_despite_its_content_length() {
     m.expect_conns(&[("/doc", 0), ("/doc", 0)], "HEAD then GET on one upstream connection");
 }
 
-#[test]
-fn no_content_and_not_modified_answers_have_no_body_and_keep_the_connection() {
-    let m = mesh(|seen| match seen.path.as_str() {
+fn no_content_and_not_modified_answers_have_no_body_and_keep_the_connection(way: Way) {
+    let m = mesh(way, |seen| match seen.path.as_str() {
         "/no-content" => Answer::keep("HTTP/1.1 204 No Content\r\nX-Id: 204\r\n\r\n"),
         "/not-modified" => Answer::keep("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n"),
         // A 304 may carry the length the 200 would have had; still no body follows.
@@ -635,10 +666,9 @@ fn no_content_and_not_modified_answers_have_no_body_and_keep_the_connection() {
     assert_eq!(m.origin.accepted(), 1, "{}", m.context());
 }
 
-#[test]
-fn a_chunked_3mb_request_body_reaches_the_origin_byte_for_byte() {
+fn a_chunked_3mb_request_body_reaches_the_origin_byte_for_byte(way: Way) {
     let body = pattern(3 << 20, 5);
-    let m = mesh(|seen| ok(&format!("{} bytes\n", seen.body.len())));
+    let m = mesh(way, |seen| ok(&format!("{} bytes\n", seen.body.len())));
 
     let mut c = m.client();
     c.send_request(
@@ -670,8 +700,7 @@ fn a_chunked_3mb_request_body_reaches_the_origin_byte_for_byte() {
     assert_same_bytes(&up.body, &body, "the request body at the origin");
 }
 
-#[test]
-fn a_5mb_answer_with_a_content_length_arrives_byte_for_byte() {
+fn a_5mb_answer_with_a_content_length_arrives_byte_for_byte(way: Way) {
     let body = pattern(5 << 20, 6);
     let wire = head_and(
         &format!(
@@ -680,7 +709,7 @@ fn a_5mb_answer_with_a_content_length_arrives_byte_for_byte() {
         ),
         &body,
     );
-    let m = mesh(move |seen| match seen.path.as_str() {
+    let m = mesh(way, move |seen| match seen.path.as_str() {
         "/big" => Answer::keep(wire.clone()),
         _ => ok("small\n"),
     });
@@ -693,9 +722,8 @@ fn a_5mb_answer_with_a_content_length_arrives_byte_for_byte() {
     assert_eq!(m.origin.accepted(), 1, "{}", m.context());
 }
 
-#[test]
-fn a_pooled_connection_the_origin_closed_while_idle_is_not_used_again() {
-    let m = mesh(|seen| match seen.path.as_str() {
+fn a_pooled_connection_the_origin_closed_while_idle_is_not_used_again(way: Way) {
+    let m = mesh(way, |seen| match seen.path.as_str() {
         "/first" => Answer {
             then: Then::CloseAfter(Duration::from_millis(200)),
             ..ok("first\n")
@@ -714,9 +742,8 @@ fn a_pooled_connection_the_origin_closed_while_idle_is_not_used_again() {
     );
 }
 
-#[test]
-fn an_answer_with_connection_close_ends_its_upstream_connection() {
-    let m = mesh(|seen| match seen.path.as_str() {
+fn an_answer_with_connection_close_ends_its_upstream_connection(way: Way) {
+    let m = mesh(way, |seen| match seen.path.as_str() {
         "/close" => Answer::close("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 6\r\n\r\nclose\n"),
         _ => ok("next\n"),
     });
@@ -732,9 +759,8 @@ fn an_answer_with_connection_close_ends_its_upstream_connection() {
     m.expect_no_late_bytes("a request was sent on the connection the origin closed");
 }
 
-#[test]
-fn unprompted_interim_answers_are_skipped_and_the_real_answer_arrives() {
-    let m = mesh(|seen| match seen.path.as_str() {
+fn unprompted_interim_answers_are_skipped_and_the_real_answer_arrives(way: Way) {
+    let m = mesh(way, |seen| match seen.path.as_str() {
         "/continue" => {
             Answer::keep("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nfinal answer\n")
         }
@@ -752,9 +778,8 @@ fn unprompted_interim_answers_are_skipped_and_the_real_answer_arrives() {
     assert_eq!(m.origin.accepted(), 1, "{}", m.context());
 }
 
-#[test]
-fn a_malformed_answer_is_a_502_naming_the_endpoint_and_the_proxy_keeps_serving() {
-    let m = mesh(|seen| match seen.path.as_str() {
+fn a_malformed_answer_is_a_502_naming_the_endpoint_and_the_proxy_keeps_serving(way: Way) {
+    let m = mesh(way, |seen| match seen.path.as_str() {
         // A complete head whose status is no number; the connection stays open.
         "/bad-status" => Answer::keep("HTTP/1.1 abc\r\n\r\n"),
         "/garbage" => Answer::close(&b"\x00\x13\x37\xff not http at all\r\n\r\n"[..]),
@@ -773,15 +798,16 @@ fn a_malformed_answer_is_a_502_naming_the_endpoint_and_the_proxy_keeps_serving()
         );
     }
     m.expect_ok(&mut c, "/fine", "fine\n");
-    m.expect_ok(&mut m.client(), "/fine", "fine\n");
+    // The same client again: through a forward, pools are per worker thread, and a new client
+    // connection may be served by another one.
+    m.expect_ok(&mut c, "/fine", "fine\n");
     // A connection that gave a malformed answer is not used again; a good one is.
     let conns: Vec<usize> = m.origin.conns().into_iter().map(|(_, c)| c).collect();
     assert_eq!(conns, [0, 1, 2, 2], "{}", m.context());
 }
 
-#[test]
-fn an_answer_cut_short_of_its_content_length_is_not_passed_off_as_complete() {
-    let m = mesh(|seen| match seen.path.as_str() {
+fn an_answer_cut_short_of_its_content_length_is_not_passed_off_as_complete(way: Way) {
+    let m = mesh(way, |seen| match seen.path.as_str() {
         "/short" => Answer::close("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"),
         _ => ok("fine\n"),
     });
@@ -812,9 +838,8 @@ fn an_answer_cut_short_of_its_content_length_is_not_passed_off_as_complete() {
 /// idle connection and closes without answering (as a server does whose idle timeout fired just then).
 /// An idempotent request with nothing to resend is sent once more on a new connection, unseen by the
 /// client; a POST is not (the upstream may have acted on it), and gets a 502.
-#[test]
-fn a_request_on_a_reused_connection_closed_under_it_goes_again_only_when_idempotent() {
-    let m = mesh(|seen| match (seen.conn, seen.path.as_str()) {
+fn a_request_on_a_reused_connection_closed_under_it_goes_again_only_when_idempotent(way: Way) {
+    let m = mesh(way, |seen| match (seen.conn, seen.path.as_str()) {
         // The first request of every connection is answered; any later one is dropped unanswered.
         (_, "/first") => ok("first\n"),
         (0, _) => Answer::close(Vec::new()),
@@ -829,7 +854,7 @@ fn a_request_on_a_reused_connection_closed_under_it_goes_again_only_when_idempot
     );
 
     // Connection 1 is pooled again; a POST on a connection that will be dropped is not resent.
-    let m = mesh(|seen| match (seen.conn, seen.path.as_str()) {
+    let m = mesh(way, |seen| match (seen.conn, seen.path.as_str()) {
         (_, "/first") => ok("first\n"),
         (0, _) => Answer::close(Vec::new()),
         _ => ok("again\n"),
@@ -844,3 +869,18 @@ fn a_request_on_a_reused_connection_closed_under_it_goes_again_only_when_idempot
     let posts = m.origin.seen().iter().filter(|s| s.path == "/order").count();
     assert_eq!(posts, 1, "the POST reached the origin once: {}", m.context());
 }
+
+both_ways!(
+    chunked_answers_with_extensions_and_trailers_arrive_whole_and_keep_their_connection,
+    an_answer_ended_by_the_close_arrives_whole_and_the_next_request_opens_a_new_connection,
+    a_head_answer_has_no_body_despite_its_content_length,
+    no_content_and_not_modified_answers_have_no_body_and_keep_the_connection,
+    a_chunked_3mb_request_body_reaches_the_origin_byte_for_byte,
+    a_5mb_answer_with_a_content_length_arrives_byte_for_byte,
+    a_pooled_connection_the_origin_closed_while_idle_is_not_used_again,
+    an_answer_with_connection_close_ends_its_upstream_connection,
+    unprompted_interim_answers_are_skipped_and_the_real_answer_arrives,
+    a_malformed_answer_is_a_502_naming_the_endpoint_and_the_proxy_keeps_serving,
+    an_answer_cut_short_of_its_content_length_is_not_passed_off_as_complete,
+    a_request_on_a_reused_connection_closed_under_it_goes_again_only_when_idempotent,
+);

@@ -445,3 +445,64 @@ impl Drop for Proxy {
         let _ = self.child.wait();
     }
 }
+
+// === Two ways to a mesh service (tests/integration/proxy_routing.rs, proxy_upstream_framing.rs) ===
+
+/// How a test's client reaches a mesh service through `meshctl proxy`. The proxy serves mesh HTTP on
+/// two paths that must behave the same on the wire, so the wire-level tests run each body both ways
+/// (see [`both_ways!`](crate::common::both_ways)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    /// Absolute-form requests (`GET http://reviews:9080/path HTTP/1.1`) to the explicit proxy port.
+    ProxyPort,
+    /// Origin-form requests (`GET /path HTTP/1.1`, `Host: reviews:9080`) to the local port of a
+    /// `--forward 127.0.0.1:0=reviews:9080` started for the service.
+    Forward,
+}
+
+impl Way {
+    /// The `--forward 127.0.0.1:0=AUTHORITY` arguments this way needs for `authorities`
+    /// (`reviews:9080`), in their order: none via the proxy port. The bound ports are then
+    /// [`Proxy::forwards`], in the same order.
+    pub fn forward_args(self, authorities: &[String]) -> Vec<String> {
+        match self {
+            Way::ProxyPort => Vec::new(),
+            Way::Forward => authorities
+                .iter()
+                .flat_map(|a| ["--forward".to_string(), format!("127.0.0.1:0={a}")])
+                .collect(),
+        }
+    }
+
+    /// The request target for `PATH` (with its query) on the service at `authority`: absolute-form
+    /// via the proxy port, origin-form via a forward.
+    pub fn target(self, authority: &str, path: &str) -> String {
+        match self {
+            Way::ProxyPort => format!("http://{authority}{path}"),
+            Way::Forward => path.to_string(),
+        }
+    }
+}
+
+/// Turns test bodies `fn NAME(way: Way)` into two tests each, `NAME::via_proxy_port` and
+/// `NAME::via_forward`, which run the same body (and so the same assertions) through the proxy port
+/// and through a forward. The module `NAME` sits beside the function `NAME` (they live in different
+/// namespaces), so the test names keep the body's name.
+macro_rules! both_ways {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn via_proxy_port() {
+                    super::$name($crate::common::Way::ProxyPort);
+                }
+
+                #[test]
+                fn via_forward() {
+                    super::$name($crate::common::Way::Forward);
+                }
+            }
+        )*
+    };
+}
+pub(crate) use both_ways;
