@@ -537,7 +537,9 @@ impl Lanes {
         match self.begin(registry, key) {
             Begin::Started => return Ok(true),
             Begin::HandOver(why) => {
-                self.shared.metrics.forward_handovers[why as usize].fetch_add(1, Ordering::Relaxed);
+                if let Some(n) = self.shared.metrics.forward_handovers.get(why as usize) {
+                    n.fetch_add(1, Ordering::Relaxed);
+                }
                 self.hand_over(registry, key);
                 return Ok(false);
             }
@@ -584,7 +586,14 @@ impl Lanes {
         let (up_key, connect_by) = match reused {
             Some(k) => (k, None),
             None => {
-                let Some(counted) = Counted::open(&plan.cluster) else {
+                // At the connection limit, an idle connection of this loop to another endpoint of the
+                // cluster makes room (as the runtime's pools do).
+                let counted = Counted::open(&plan.cluster).or_else(|| {
+                    self.evict_idle(&plan.cluster)
+                        .then(|| Counted::open(&plan.cluster))
+                        .flatten()
+                });
+                let Some(counted) = counted else {
                     return Begin::HandOver(Handover::Limit);
                 };
                 match self.open(registry, &plan.endpoint, counted) {
@@ -598,6 +607,18 @@ impl Lanes {
         };
         self.start(key, plan, up_key, connect_by);
         Begin::Started
+    }
+
+    /// Closes one idle connection of this loop to an endpoint of `cluster`; whether there was one.
+    fn evict_idle(&mut self, cluster: &Cluster) -> bool {
+        for e in &cluster.endpoints {
+            let ep = Arc::as_ptr(e) as usize;
+            if let Some(k) = self.idle.get_mut(&ep).and_then(Vec::pop) {
+                self.close_up(k);
+                return true;
+            }
+        }
+        false
     }
 
     /// A new connection to `endpoint`, connecting.
