@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::common::Proxy;
 use crate::proxy_http::{IO_TIMEOUT, Setup, TestServer, WAIT, admin_get, find, header, metric, read_response, setup};
@@ -59,23 +59,7 @@ async fn serve(mut s: tokio::net::TcpStream, seen: Arc<Mutex<Vec<Seen>>>) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        let head_end = loop {
-            if let Some(pos) = find(&buf, b"\r\n\r\n") {
-                break pos + 4;
-            }
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let chunked = header(&head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
-        let length: usize = header(&head, "content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let Some(body) =
-            crate::proxy_routing::read_request_body(&mut s, &mut buf, &mut chunk, head_end, chunked, length).await
-        else {
+        let Some((head, body)) = crate::proxy_routing::read_request(&mut s, &mut buf, &mut chunk).await else {
             return;
         };
         let mut words = head.split(' ');

@@ -229,6 +229,34 @@ pub(crate) async fn read_request_body(
     Some(body)
 }
 
+/// The next request on `s` (bytes already read are in `buf`): its head as text and its body (chunked or
+/// Content-Length). None when the peer goes away, or sends a head over 1 MiB.
+pub(crate) async fn read_request(
+    s: &mut tokio::net::TcpStream,
+    buf: &mut Vec<u8>,
+    chunk: &mut [u8],
+) -> Option<(String, Vec<u8>)> {
+    let head_end = loop {
+        if let Some(pos) = find(buf, b"\r\n\r\n") {
+            break pos + 4;
+        }
+        if buf.len() > 1 << 20 {
+            return None;
+        }
+        match s.read(chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let chunked = header(&head, "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let length: usize = header(&head, "content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let body = read_request_body(s, buf, chunk, head_end, chunked, length).await?;
+    Some((head, body))
+}
+
 async fn serve_backend(mut s: tokio::net::TcpStream, state: Arc<BackendState>) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 8192];

@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{Proxy, Way, both_ways};
 use crate::proxy_http::{Setup, TestServer, WAIT, connect, find, header, setup};
-use crate::proxy_routing::{parse_chunked, read_request_body};
+use crate::proxy_routing::{parse_chunked, read_request};
 
 const AUTHORITY: &str = "framing:9080";
 
@@ -160,21 +160,7 @@ async fn serve_origin(mut s: tokio::net::TcpStream, state: Arc<OriginState>) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        let head_end = loop {
-            if let Some(pos) = find(&buf, b"\r\n\r\n") {
-                break pos + 4;
-            }
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-        let chunked = header(&head, "transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-        let length: usize = header(&head, "content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let Some(body) = read_request_body(&mut s, &mut buf, &mut chunk, head_end, chunked, length).await else {
+        let Some((head, body)) = read_request(&mut s, &mut buf, &mut chunk).await else {
             return;
         };
         let mut first = head.split(' ');
