@@ -472,7 +472,9 @@ impl Lanes {
         self.shared.metrics.active_connections.fetch_sub(1, Ordering::Relaxed);
         if let Some(ex) = c.ex {
             // An exchange cut short: the endpoint's connection is in an unknown state.
-            self.close_up(ex.up);
+            if self.ups.get(ex.up).is_some_and(|u| u.serial == ex.up_serial) {
+                self.close_up(ex.up);
+            }
             self.end_exchange(*ex);
         }
     }
