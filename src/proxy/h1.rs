@@ -571,7 +571,6 @@ pub fn at_close(state: &mut BodyState) -> Option<Error> {
     }
 }
 
-/// How the answer's body is delimited (RFC 9112, section 6.3).
 /// What an answer's framing and its connection's reuse depend on, gathered from its fields in one pass.
 #[derive(Default)]
 pub(super) struct Fields<'h> {
@@ -676,6 +675,7 @@ impl<'h> Fields<'h> {
     }
 }
 
+/// How the answer's body is delimited (RFC 9112, section 6.3).
 pub(super) fn framing(method: &Method, status: StatusCode, fields: &Fields<'_>) -> Result<Framing, Error> {
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return Ok(Framing::Upgrade);

@@ -168,7 +168,6 @@ async fn serve_io<I>(io: I, peer: SocketAddr, mode: Mode, shared: Arc<Shared>)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let stream = io;
     let conn = Arc::new(Conn {
         peer,
         mode,
@@ -195,7 +194,7 @@ where
         // half-close); it still gets its answer.
         .half_close(true)
         .max_buf_size(MAX_HEAD);
-    let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let connection = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
     tokio::pin!(connection);
     // The shutdown signal and the watchdog are polled only when they woke: not at every turn of the
     // connection.

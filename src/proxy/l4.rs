@@ -19,7 +19,8 @@
 //! Decisions, the access log and the counters are the ones the other listeners use (`conn.rs`).
 //! A connection whose forward names a service of the registry (`--services`) is mesh traffic: the
 //! same loop serves it as routed HTTP (`lane.rs`), handing to the async runtime only the requests that
-//! need its machinery. Forwards to a host name (resolved per connection) stay on the runtime.
+//! need its machinery. A forward to a host name that is not a service is handed to the runtime, which
+//! resolves the name per connection.
 //!
 //! Every worker thread polls all forward listeners, registered with `EPOLLEXCLUSIVE` so that a new
 //! connection wakes one of them. On shutdown the listeners are closed at once and each thread exits

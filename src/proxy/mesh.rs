@@ -614,7 +614,7 @@ pub async fn handle(
     }
     let policy = cluster.policy.clone();
     let state = cluster.state.clone();
-    if state.in_flight.load(Ordering::Relaxed) >= policy.max_requests {
+    if at_max_requests(&cluster) {
         state.overflow_requests.fetch_add(1, Ordering::Relaxed);
         return overflow(shared, entry, info, &cluster, "httpMaxRequests", policy.max_requests);
     }
@@ -1022,14 +1022,7 @@ async fn acquire(
                 }
             }
         }
-        let opened = state
-            .connections
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < policy.max_connections).then_some(n + 1)
-            })
-            .is_ok();
-        if opened {
-            let counted = Counted(state.clone());
+        if let Some(counted) = Counted::open(cluster) {
             let conn = connect(endpoint, shared).await.map_err(Acquire::Failed)?;
             return Ok(lease(
                 cluster,
@@ -1094,8 +1087,7 @@ async fn take(
 }
 
 fn lease(cluster: &Cluster, endpoint: &Arc<EndpointState>, conn: Option<Pooled>) -> Lease {
-    endpoint.in_flight.fetch_add(1, Ordering::Relaxed);
-    cluster.state.in_flight.fetch_add(1, Ordering::Relaxed);
+    in_flight(cluster, endpoint, true);
     Lease {
         conn,
         endpoint: endpoint.clone(),
