@@ -71,8 +71,14 @@ async fn serve(mut s: tokio::net::TcpStream, seen: Arc<Mutex<Vec<Seen>>>) {
             a
         } else {
             let text = format!("{method} {path} {}\n", body.len());
+            // `/hop`: the answer carries fields that belong to this hop only.
+            let hop = if path == "/hop" {
+                "Connection: X-Answer-Hop\r\nX-Answer-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Answer-Kept: 1\r\n"
+            } else {
+                ""
+            };
             format!(
-                "HTTP/1.1 200 OK\r\nX-Served-By: origin\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+                "HTTP/1.1 200 OK\r\nX-Served-By: origin\r\n{hop}Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
                 text.len()
             )
             .into_bytes()
@@ -219,6 +225,38 @@ fn plain_requests_through_a_forward_are_served_on_the_loop_and_keep_their_connec
         l.context()
     );
     assert_eq!(l.handovers_total(), 0.0, "{}", l.context());
+}
+
+#[test]
+fn hop_by_hop_fields_stay_with_their_hop_both_ways() {
+    let l = lane(&[]);
+    let mut c = l.client();
+    let extra = "Connection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n\
+                 Proxy-Authorization: Basic eA==\r\nProxy-Connection: keep-alive\r\nX-Kept: 1\r\n";
+    c.write_all(request("/hop", extra).as_bytes()).expect("send");
+    let r = read_response(&mut c).unwrap_or_else(|e| panic!("GET /hop: {e}{}", l.context()));
+    assert_eq!(r.status, 200, "{r:?}{}", l.context());
+    assert!(served_on_the_loop(&r.head), "{}", r.head);
+    for gone in ["x-answer-hop", "keep-alive"] {
+        assert_eq!(header(&r.head, gone), None, "the client got {gone}:\n{}", r.head);
+    }
+    assert_eq!(header(&r.head, "x-answer-kept"), Some("1"), "{}", r.head);
+    let seen = l.origin.seen();
+    let head = &seen
+        .first()
+        .unwrap_or_else(|| panic!("the origin saw nothing{}", l.context()))
+        .head;
+    for gone in [
+        "x-hop",
+        "keep-alive",
+        "te",
+        "proxy-authorization",
+        "proxy-connection",
+        "connection",
+    ] {
+        assert_eq!(header(head, gone), None, "the origin got {gone}:\n{head}");
+    }
+    assert_eq!(header(head, "x-kept"), Some("1"), "{head}");
 }
 
 #[test]
