@@ -44,17 +44,6 @@ pub enum Mode {
     },
 }
 
-impl Mode {
-    /// A forward's mode: requests to `host:port`.
-    pub fn service(host: &str, port: u16) -> Mode {
-        Mode::Service {
-            host: Arc::from(host),
-            port,
-            authority: Arc::from(format!("{host}:{port}")),
-        }
-    }
-}
-
 /// One upstream connection kept for the next request of the same client connection.
 struct Upstream {
     key: (String, u16, bool),

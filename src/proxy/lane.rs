@@ -54,6 +54,9 @@ use super::routes::{Cluster, Headers, RequestFacts, RuleAction};
 use super::services::FastMap;
 use super::state::Shared;
 
+/// A message's fields are marked in a `u128`, one bit per field.
+const _: () = assert!(h1::MAX_HEADERS <= 128);
+
 /// Head and body of a request the loop waits for before it hands the connection over.
 const MAX_BUFFERED: usize = 64 * 1024;
 /// Answer bytes waiting for a slow client beyond which the loop stops reading the endpoint.
@@ -490,7 +493,11 @@ impl Lanes {
         let std = std::net::TcpStream::from(c.sock);
         let shared = self.shared.clone();
         let held = self.held.clone();
-        let mode = http::Mode::service(&c.service.host, c.service.port);
+        let mode = http::Mode::Service {
+            host: c.service.host.clone(),
+            port: c.service.port,
+            authority: c.service.authority.clone(),
+        };
         let peer = c.peer;
         self.runtime.spawn(async move {
             let _held = held;
@@ -1131,15 +1138,23 @@ fn plan(c: &mut Client, shared: &Shared) -> Result<Plan, Begin> {
     if method == "CONNECT" || !path.starts_with('/') {
         return Err(Begin::HandOver(Handover::Request));
     }
+    // One pass over the fields: what framing depends on, and which fields go on to the endpoint
+    // (end to end, and neither Host nor Content-Length, which are written below).
     let mut fields = Fields::default();
-    for f in req.headers.iter() {
+    let mut passed: u128 = 0;
+    for (i, f) in req.headers.iter().enumerate() {
         let name = f.name.as_bytes();
         let special = (name.len() == 7 && name.eq_ignore_ascii_case(b"upgrade"))
             || (name.len() == 6 && name.eq_ignore_ascii_case(b"expect"));
         if special {
             return Err(Begin::HandOver(Handover::Request));
         }
-        fields.add(name, f.value);
+        let end_to_end = fields.add(name, f.value);
+        let written_here = (name.len() == 4 && name.eq_ignore_ascii_case(b"host"))
+            || (name.len() == 14 && name.eq_ignore_ascii_case(b"content-length"));
+        if end_to_end && !written_here {
+            passed |= 1 << i;
+        }
     }
     let body_len = match &fields.content_length {
         _ if fields.transfer_encoding.is_some() => return Err(Begin::HandOver(Handover::Request)),
@@ -1224,11 +1239,9 @@ fn plan(c: &mut Client, shared: &Shared) -> Result<Plan, Begin> {
     let host = action.rewrite_authority.as_deref().unwrap_or(&service.authority);
     request.extend_from_slice(host.as_bytes());
     request.extend_from_slice(b"\r\n");
-    for f in req.headers.iter() {
+    for (i, f) in req.headers.iter().enumerate() {
         let name = f.name.as_bytes();
-        let framing_or_host = (name.len() == 4 && name.eq_ignore_ascii_case(b"host"))
-            || (name.len() == 14 && name.eq_ignore_ascii_case(b"content-length"));
-        if framing_or_host || !Fields::default().add(name, f.value) || named_by_connection(&fields, name) {
+        if passed & (1 << i) == 0 || named_by_connection(&fields, name) {
             continue;
         }
         request.extend_from_slice(name);
